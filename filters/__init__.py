@@ -1,0 +1,1 @@
+"""Filters that judge candidates (dedup, refusal, consensus). Plain Python, no Prefect."""

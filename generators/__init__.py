@@ -1,0 +1,1 @@
+"""Candidate and image generators. Plain Python: nothing here imports Prefect or `flows`."""

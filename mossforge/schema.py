@@ -1,0 +1,231 @@
+"""The candidate record: one schema for every stage and for the published dataset.
+
+A record is a pydantic model while Python code works on it, an Arrow struct row in the
+parquet files between stages, and a `datasets` row (with real `Image` columns) once published.
+`arrow_schema()` and `dataset_features()` are derived from the pydantic model, so there is
+exactly one definition of the fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import types
+import typing
+from typing import Literal, Optional, get_args, get_origin
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+
+StimulusType = Literal["exaggerated_risk", "negated_harm", "counterintuitive_interpretation"]
+STIMULUS_TYPES: tuple[str, ...] = get_args(StimulusType)
+
+HarmCategory = Literal[
+    "cybercrime",
+    "chemical_biological_weapons",
+    "copyright",
+    "misinformation",
+    "harassment",
+    "illegal_activity",
+    "general_harm",
+]
+HARM_CATEGORIES: tuple[str, ...] = get_args(HarmCategory)
+
+# Every per-stage result says whether the stage ran. "not_run" is never read as a pass.
+StageStatus = Literal["not_run", "passed", "dropped", "failed"]
+NOT_RUN: StageStatus = "not_run"
+
+DedupDecision = Literal["not_run", "kept", "duplicate"]
+RefusalLabel = Literal["full_compliance", "full_refusal", "partial_refusal", "unparsed", "error"]
+JudgeLabel = Literal["benign", "controversial", "harmful", "abstain"]
+ItemStatus = Literal["candidate", "accepted", "dropped"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageRef(_Record):
+    """An image written once under its content hash. `path` is relative to the store root."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+    renderer: str  # e.g. "offline-pillow", "diffusers", "image-api"
+    model_id: Optional[str] = None
+    seed: Optional[int] = None
+    variant: Optional[str] = None  # e.g. the negation overlay drawn ("prohibition_sign")
+
+
+class Flags(_Record):
+    has_person: bool = False
+    has_child: bool = False
+    synthetic: bool = True
+    has_text: bool = False
+
+
+NegationSymbol = Literal["prohibition_sign", "red_x", "slogan_banner"]
+
+
+class Negation(_Record):
+    """For `negated_harm`: how the image opposes the harmful act it shows."""
+
+    symbol: NegationSymbol
+    slogan: Optional[str] = None  # e.g. "#FireSafety"; drawn as a banner when symbol is a banner
+
+
+class Contrast(_Record):
+    """The harmful counterpart: what the same query looks like when it is really harmful."""
+
+    question: Optional[str] = None
+    image_description: Optional[str] = None
+    image: Optional[ImageRef] = None
+
+
+class Provenance(_Record):
+    generator: str
+    model_id: Optional[str] = None
+    prompt_template_id: Optional[str] = None
+    prompt_template_hash: Optional[str] = None
+    seed: Optional[int] = None
+    config_hash: Optional[str] = None
+    code_version: Optional[str] = None
+
+
+class DedupResult(_Record):
+    decision: DedupDecision = "not_run"
+    cluster_id: Optional[str] = None  # the id of the cluster's representative
+    duplicate_of: Optional[str] = None  # an item id, or "ref:<source>:<row>" for references
+    similarity: Optional[float] = None
+    reason: Optional[str] = None  # "exact", "near_duplicate", "reference", "earlier_version"
+
+
+class TargetResult(_Record):
+    target: str
+    model_id: str
+    answer: Optional[str] = None
+    label: RefusalLabel
+    classifier: str  # "rules", "judge", ...
+
+
+class TargetCheck(_Record):
+    status: StageStatus = NOT_RUN
+    results: list[TargetResult] = Field(default_factory=list)
+    refusals: Optional[int] = None
+
+
+class JudgeVote(_Record):
+    judge: str
+    model_id: str
+    label: JudgeLabel
+    rationale: Optional[str] = None
+    category: Optional[str] = None
+
+
+class ConsensusLabel(_Record):
+    status: StageStatus = NOT_RUN
+    votes: list[JudgeVote] = Field(default_factory=list)
+    consensus: Optional[JudgeLabel] = None
+    agreement: Optional[float] = None
+    rule: Optional[str] = None
+
+
+class Candidate(_Record):
+    id: str
+    stimulus_type: StimulusType
+    harm_category: HarmCategory
+    question: str
+    image_description: str
+    benign_rationale: str
+    alarming_rationale: str
+    scene_domain: str
+    trigger_element: str
+    flags: Flags
+    contrast: Contrast
+    negation: Optional[Negation] = None
+    provenance: Provenance
+    image: Optional[ImageRef] = None
+    dedup: DedupResult = Field(default_factory=DedupResult)
+    target_check: TargetCheck = Field(default_factory=TargetCheck)
+    consensus_label: ConsensusLabel = Field(default_factory=ConsensusLabel)
+    status: ItemStatus = "candidate"
+    drop_stage: Optional[str] = None
+    drop_reason: Optional[str] = None
+
+    def drop(self, stage: str, reason: str) -> None:
+        self.status = "dropped"
+        self.drop_stage = stage
+        self.drop_reason = reason
+
+
+def candidate_id(stimulus_type: str, question: str, image_description: str) -> str:
+    """Stable id = hash of what makes the query the query. Re-generating it gives the same id."""
+    payload = json.dumps(
+        [stimulus_type, " ".join(question.split()), " ".join(image_description.split())],
+        ensure_ascii=False,
+    )
+    return "mf-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+# --- Arrow / datasets views, derived from the pydantic models ---------------------------------
+
+_SCALARS: dict[type, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+}
+
+
+def _arrow_type(annotation: typing.Any) -> pa.DataType:
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported union {annotation!r}")
+        return _arrow_type(args[0])
+    if origin is Literal:
+        return pa.string()
+    if origin is list:
+        return pa.list_(_arrow_type(get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(
+            [pa.field(name, _arrow_type(f.annotation)) for name, f in annotation.model_fields.items()]
+        )
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    raise TypeError(f"no Arrow type for {annotation!r}")
+
+
+def arrow_schema(model: type[BaseModel] = Candidate) -> pa.Schema:
+    """The Arrow schema of the working records (the parquet files between stages)."""
+    return pa.schema(
+        [pa.field(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()],
+        metadata={"mossforge.schema_version": SCHEMA_VERSION},
+    )
+
+
+def to_table(records: typing.Iterable[Candidate]) -> pa.Table:
+    return pa.Table.from_pylist([r.model_dump() for r in records], schema=arrow_schema())
+
+
+def from_table(table: pa.Table) -> list[Candidate]:
+    return [Candidate.model_validate(row) for row in table.to_pylist()]
+
+
+def dataset_features():
+    """`datasets.Features` of a published row: the record plus decoded `image`/`contrast_image`.
+
+    The `image` struct of the record stays as `image_info` (hash, size, renderer, seed), so a
+    published row keeps every provenance field next to the pixels.
+    """
+    import datasets  # heavy import, only needed when publishing or loading
+
+    record = datasets.Features.from_arrow_schema(arrow_schema())
+    features = {"image": datasets.Image(), "contrast_image": datasets.Image()}
+    for name, feature in record.items():
+        features["image_info" if name == "image" else name] = feature
+    return datasets.Features(features)
