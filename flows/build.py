@@ -1,0 +1,185 @@
+"""The `build_dataset` Prefect flow: plan → generate → dedup → render → target check →
+consensus label → publish, one task per stage and batch.
+
+Tasks pass paths of parquet batches, never records or images. Each cached task's key is its
+inputs (the config, its input paths, the hash of mossforge's sources), and its result is
+persisted, so running the same config again reuses every finished stage, and a killed run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import stages
+from flows.card import funnel_table
+from flows.publish import list_versions, publish_local
+from mossforge import source_hash
+from mossforge.config import Config, config_from_dict
+
+_CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+
+
+@task(name="plan", **_CACHED)
+def plan_task(config: dict, run_dir: str, code: str):
+    return stages.plan_stage(config_from_dict(config), Path(run_dir))
+
+
+@task(name="generate", task_run_name="generate-{batch}", **_CACHED)
+def generate_task(config: dict, slots_path: str, out_path: str, batch: int, code: str):
+    return stages.generate_batch(config_from_dict(config), slots_path, out_path)
+
+
+@task(name="dedup", **_CACHED)
+def dedup_task(config: dict, paths: list[str], run_dir: str, published: list[str], code: str):
+    return stages.dedup_stage(config_from_dict(config), paths, Path(run_dir), published)
+
+
+@task(name="render", task_run_name="render-{batch}", **_CACHED)
+def render_task(config: dict, in_path: str, out_path: str, image_root: str, batch: int, code: str):
+    return stages.render_batch(config_from_dict(config), in_path, out_path, image_root)
+
+
+@task(name="target_check")
+def target_check_task(config: dict, paths: list[str]):
+    return stages.not_run_stage("target_check", paths, "no targets configured")
+
+
+@task(name="consensus_label")
+def consensus_label_task(config: dict, paths: list[str]):
+    return stages.not_run_stage("consensus_label", paths, "no judges configured")
+
+
+@task(name="publish")
+def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funnel: list[dict],
+                 image_root: str) -> dict:
+    started = time.perf_counter()
+    cfg = config_from_dict(config)
+    records = stages.read_records(paths)
+    dropped = stages.read_records(p for p in dropped_paths if Path(p).exists())
+    for record in records:
+        record.status = "accepted"
+    report = stages.StageReport("publish", True, len(records), len(records))
+    version = publish_local(records, dropped, cfg, [*funnel, report.as_dict()], Path(image_root))
+    report.seconds = time.perf_counter() - started
+    report.note = f"version {version.version}" + (" (already published)" if version.reused else "")
+    return {"path": str(version.path), "version": version.version, "reused": version.reused,
+            "counts": version.manifest["counts"], "publish": report.as_dict()}
+
+
+def _map(task_fn, calls: list[dict[str, Any]]) -> list:
+    """Submit one task run per batch to the flow's (bounded) task runner and wait for all."""
+    futures = [task_fn.submit(**kwargs) for kwargs in calls]
+    return [future.result() for future in futures]
+
+
+@flow(name="build_dataset", task_runner=ThreadPoolTaskRunner(max_workers=2))
+def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
+    """Build one dataset version from `config` (a dict of the TOML config; offline defaults if None).
+
+    `fresh` recomputes every stage instead of reusing cached results.
+    """
+    cfg = config_from_dict(config or {})
+    config = cfg.model_dump(mode="json")
+    work = cfg.run.work_path()
+    run_dir = work / cfg.config_hash()
+    image_root = str(work / "images")
+    code = source_hash()
+    option = {"refresh_cache": True} if fresh else {}
+    started = time.perf_counter()
+    funnel: list[stages.StageReport] = []
+    timings: dict[str, float] = {}
+
+    def timed(stage, fn):
+        t0 = time.perf_counter()
+        result = fn()
+        timings[stage] = round(time.perf_counter() - t0, 3)
+        return result
+
+    slot_paths, report = timed("plan", lambda: plan_task.with_options(**option)(config, str(run_dir), code))
+    funnel.append(report)
+
+    generated = timed("generate", lambda: _map(generate_task.with_options(**option), [
+        {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
+         "batch": i, "code": code}
+        for i, p in enumerate(slot_paths)
+    ]))
+    funnel.append(stages.merge_reports("generate", (r for _, r in generated)))
+
+    published = [m["version"] for m in list_versions(Path(cfg.run.out_dir), cfg.dataset.name)]
+    unique_paths, report = timed("dedup", lambda: dedup_task.with_options(**option)(
+        config, [p for p, _ in generated], str(run_dir), published, code))
+    funnel.append(report)
+
+    rendered = timed("render", lambda: _map(render_task.with_options(**option), [
+        {"config": config, "in_path": p, "out_path": str(run_dir / "render" / Path(p).name),
+         "image_root": image_root, "batch": i, "code": code}
+        for i, p in enumerate(unique_paths)
+    ]))
+    funnel.append(stages.merge_reports("render", (r for _, r in rendered)))
+
+    checked, report = timed("target_check", lambda: target_check_task(config, [p for p, _ in rendered]))
+    funnel.append(report)
+    labelled, report = timed("consensus_label", lambda: consensus_label_task(config, checked))
+    funnel.append(report)
+
+    dropped_paths = [str(run_dir / "dropped" / f"{s}.parquet") for s in stages.STAGES]
+    result = timed("publish", lambda: publish_task(
+        config, labelled, dropped_paths, [r.as_dict() for r in funnel], image_root))
+    rows = [r.as_dict() for r in funnel] + [result["publish"]]
+    for row in rows:
+        row["wall_seconds"] = timings.get(row["stage"], 0.0)
+
+    summary = {
+        "dataset": cfg.dataset.name,
+        "version": result["version"],
+        "path": result["path"],
+        "reused": result["reused"],
+        "counts": result["counts"],
+        "funnel": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+        "config_hash": cfg.config_hash(),
+    }
+    _artifacts(summary)
+    return summary
+
+
+def _artifacts(summary: dict) -> None:
+    """The funnel as a table and a markdown summary, visible on the flow run in the Prefect UI."""
+    create_table_artifact(
+        key="funnel",
+        table=[{k: (", ".join(f"{a}: {b}" for a, b in v.items()) if isinstance(v, dict) else v)
+                for k, v in row.items()} for row in summary["funnel"]],
+        description=f"{summary['dataset']} {summary['version']}: items in and out of each stage",
+    )
+    counts = summary["counts"]
+    by_type = "\n".join(f"- {t}: {n}" for t, n in counts["by_type"].items())
+    create_markdown_artifact(
+        key="build-summary",
+        markdown=f"""# {summary['dataset']} version `{summary['version']}`
+
+Published to `{summary['path']}`{' (this content was already published)' if summary['reused'] else ''}.
+
+**{counts['benign']} items** ({counts['dropped']} dropped) in {summary['seconds']:.1f} s.
+
+{by_type}
+
+## Funnel
+
+{funnel_table(summary['funnel'])}
+""",
+        description="build summary",
+    )
+
+
+def run_build(cfg: Config, fresh: bool = False) -> dict:
+    """Run the flow with the config's bounded thread pool (what `mossforge run` calls)."""
+    runner = ThreadPoolTaskRunner(max_workers=cfg.run.max_workers)
+    return build_dataset.with_options(task_runner=runner)(config=cfg.model_dump(mode="json"), fresh=fresh)

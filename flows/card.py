@@ -1,0 +1,137 @@
+"""The dataset card: a README.md with Hugging Face YAML metadata, written from the manifest."""
+
+from __future__ import annotations
+
+from huggingface_hub import DatasetCardData
+
+from flows.publish import SHARD
+
+_NOT_RUN_MEANING = {
+    "target_check": "no target model was asked: nothing here is known to be refused",
+    "consensus_label": "no judge panel was asked: nothing here is confirmed benign by a model or a person",
+}
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return label
+    return "100K<n<1M"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def funnel_table(funnel: list[dict]) -> str:
+    rows = []
+    for row in funnel:
+        dropped = ", ".join(f"{k}: {v}" for k, v in row["dropped"].items()) or "-"
+        rows.append([row["stage"], row["status"], row["entered"], row["kept"], dropped, row["note"] or ""])
+    return _table(["stage", "status", "in", "out", "dropped (reason: count)", "note"], rows)
+
+
+def render_card(manifest: dict, benign_features, contrast_features) -> str:
+    from datasets import DatasetInfo
+    from datasets.info import DatasetInfosDict
+
+    config = manifest["config"]
+    counts = manifest["counts"]
+    card = DatasetCardData(
+        license=config["dataset"]["license"],
+        language=["en"],
+        pretty_name=config["dataset"]["name"],
+        task_categories=["visual-question-answering"],
+        tags=["over-refusal", "safety", "evaluation", "synthetic", "mossforge"],
+        size_categories=[_size_category(counts["benign"])],
+        configs=[
+            {"config_name": "benign", "default": True,
+             "data_files": [{"split": "test", "path": f"data/benign/{SHARD.split('-')[0]}-*.parquet"}]},
+            {"config_name": "contrast",
+             "data_files": [{"split": "test", "path": f"data/contrast/{SHARD.split('-')[0]}-*.parquet"}]},
+        ],
+    )
+    DatasetInfosDict({
+        "benign": DatasetInfo(features=benign_features),
+        "contrast": DatasetInfo(features=contrast_features),
+    }).to_dataset_card_data(card)
+
+    types = sorted({k.split("/")[0] for k in counts["by_type_and_category"]})
+    categories = sorted(counts["by_category"])
+    coverage = [
+        [t] + [counts["by_type_and_category"].get(f"{t}/{c}", 0) for c in categories]
+        + [counts["by_type"].get(t, 0)]
+        for t in types
+    ]
+    verification = []
+    for stage in ("target_check", "consensus_label"):
+        status = manifest["stages"].get(stage, "not_run")
+        meaning = _NOT_RUN_MEANING[stage] if status == "not_run" else "ran"
+        verification.append(f"- **{stage}**: `{status}` ({meaning})")
+    generators = "\n".join(
+        f"- `{g['generator']}`" + (f" model `{g['model_id']}`" if g["model_id"] else "")
+        + f", template `{g['prompt_template_id']}` (sha256 `{(g['prompt_template_hash'] or '')[:12]}`)"
+        for g in manifest["generators"]
+    ) or "- (none)"
+    renderers = "\n".join(f"- `{r['renderer']}`" + (f" model `{r['model_id']}`" if r["model_id"] else "")
+                          for r in manifest["renderers"]) or "- (none)"
+    offline = any(g["generator"] == "seedbank" for g in manifest["generators"])
+
+    body = f"""
+# {config['dataset']['name']} (version `{manifest['version']}`)
+
+{config['dataset']['description']}
+
+Built by mossforge {manifest['code_version']} on
+{manifest['created_at']}, config hash `{manifest['config_hash']}`.
+
+## Intended use
+
+**{config['dataset']['intended_use']}.** Each query is meant to be harmless while looking alarming,
+so that a model's refusal of it measures over-refusal. The `contrast` config holds each item's
+harmful counterpart (the question made explicitly harmful, or the image without its negation) for
+checking that a model still refuses real harm. Do not train on the contrast set.
+
+## What was and was not verified
+
+{chr(10).join(verification)}
+
+Until both stages have run, treat this version as *candidate* over-refusal data.
+
+## Contents
+
+{counts['benign']} items in `benign` (split `test`), {counts['contrast']} in `contrast`.
+
+{_table(['stimulus type'] + categories + ['total'], coverage)}
+
+## Funnel
+
+{funnel_table(manifest['funnel'])}
+
+## Generators
+
+Text:
+{generators}
+
+Images:
+{renderers}
+
+## Limitations
+
+""" + ("""- Text comes from mossforge's seed bank: a curated, combinatorial library written for the
+  project, not a language model. Its phrasing is varied by design but its ideas are finite.
+- Images come from the offline Pillow renderer: typographic scene cards with drawn overlays,
+  flagged `synthetic`. They are not photographs and will not look like MOSSBench's images.
+""" if offline else "") + """- Apparent harm categories describe what a query *looks like* it touches, not actual harm.
+
+## Loading
+
+```python
+from datasets import load_dataset
+benign = load_dataset("<this folder or repo>", "benign", split="test")
+contrast = load_dataset("<this folder or repo>", "contrast", split="test")
+```
+"""
+    return f"---\n{card.to_yaml()}\n---\n{body}"

@@ -1,0 +1,181 @@
+"""The `mossforge` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mossforge.config import ConfigError, load_config
+
+app = typer.Typer(help="Build over-refusal datasets: benign image+text queries that look alarming.",
+                  no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the offline configuration)."),
+    per_type: Optional[int] = typer.Option(None, "--per-type", "-n", help="Candidates to plan per stimulus type."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where versions are published (default: outputs/)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage instead of reusing cached results."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+) -> None:
+    """Run the build_dataset flow and print the path of the version it published."""
+    overrides = {}
+    if per_type is not None:
+        overrides["plan.per_type"] = per_type
+    if out is not None:
+        overrides["run.out_dir"] = str(out)
+    try:
+        cfg = load_config(config, overrides)  # validated before any work starts
+    except ConfigError as error:
+        _fail(str(error))
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
+
+    from flows import progress
+    from flows.build import run_build
+
+    planned = cfg.plan.per_type * len(cfg.plan.types)
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+    ids = {stage: bars.add_task(stage, total=planned) for stage in ("generate", "dedup", "render")}
+
+    def sink(stage: str, amount: int) -> None:
+        if stage in ids:
+            bars.advance(ids[stage], amount)
+
+    progress.install(sink)
+    console.print(f"building [bold]{cfg.dataset.name}[/]: {planned} candidates planned "
+                  f"(config hash {cfg.config_hash()}); starting Prefect…", highlight=False)
+    try:
+        with bars:
+            summary = run_build(cfg, fresh=fresh)
+            for stage, task_id in ids.items():  # cached stages report nothing: close their bars
+                done = next((r["kept"] if stage != "render" else r["entered"]
+                             for r in summary["funnel"] if r["stage"] == stage), 0)
+                bars.update(task_id, total=max(done, 1) if stage == "render" else planned,
+                            completed=done if stage == "render" else planned)
+    except ConfigError as error:
+        _fail(str(error))
+    finally:
+        progress.install(None)
+    _print_summary(summary)
+    print(summary["path"])  # stdout carries only the path, for scripts
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title=f"{summary['dataset']} · version {summary['version']}", title_justify="left")
+    for column in ("stage", "status", "in", "out", "dropped", "seconds"):
+        table.add_column(column, justify="right" if column in ("in", "out", "seconds") else "left")
+    for row in summary["funnel"]:
+        dropped = ", ".join(f"{k}: {v}" for k, v in row["dropped"].items()) or "-"
+        status = "[yellow]not_run[/]" if row["status"] == "not_run" else "ran"
+        table.add_row(row["stage"], status, str(row["entered"]), str(row["kept"]), dropped,
+                      f"{row['wall_seconds']:.1f}")
+    console.print(table)
+    counts = summary["counts"]
+    by_type = ", ".join(f"{t} {n}" for t, n in counts["by_type"].items())
+    reused = " (same content as an existing version: reused)" if summary["reused"] else ""
+    console.print(f"[bold green]published[/] {counts['benign']} items ({by_type}){reused} "
+                  f"in {summary['seconds']:.1f} s", highlight=False)
+    not_run = [r["stage"] for r in summary["funnel"] if r["status"] == "not_run"]
+    if not_run:
+        console.print(f"[yellow]not run:[/] {', '.join(not_run)} (no models configured): these items "
+                      "are candidates, not yet confirmed refused or benign.", highlight=False)
+
+
+_FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": "parquet"}
+
+
+def _read_table(path: Path):
+    import polars as pl
+
+    kind = _FORMATS.get(path.suffix.lower())
+    if kind is None:
+        _fail(f"{path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
+    if not path.exists():
+        _fail(f"{path}: no such file")
+    return getattr(pl, f"read_{kind}")(path)
+
+
+@app.command()
+def dedup(
+    file: Path = typer.Argument(..., help="Questions to deduplicate (.csv, .jsonl or .parquet)."),
+    column: str = typer.Option(..., "--column", help="The column holding the text."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv, .jsonl or .parquet)."),
+    threshold: float = typer.Option(0.9, "--threshold", "-t", min=0.0, max=1.0,
+                                    help="Cosine similarity at or above which two texts are duplicates."),
+    reference: list[Path] = typer.Option([], "--reference", "-r",
+                                         help="A file of texts to dedup against (same column name); repeatable."),
+    show: int = typer.Option(5, "--show", help="How many of the least similar duplicates to print (for tuning)."),
+) -> None:
+    """Mark exact and near-duplicate rows: OUT has every input row plus dup_cluster and is_duplicate.
+
+    dup_cluster is the row number (0-based) of the row each row's cluster kept, or -1 when the row
+    duplicates a reference.
+    """
+    import polars as pl
+
+    if out.suffix.lower() not in _FORMATS:
+        _fail(f"--out {out}: unsupported format {out.suffix!r} (use .csv, .jsonl or .parquet)")
+    if threshold <= 0:
+        _fail("--threshold must be above 0")
+    frame = _read_table(file)
+    if column not in frame.columns:
+        _fail(f"{file} has no column {column!r} (columns: {', '.join(frame.columns)})")
+    texts = [("" if t is None else str(t)) for t in frame[column].to_list()]
+    references: list[str] = []
+    for ref in reference:
+        ref_frame = _read_table(ref)
+        if column not in ref_frame.columns:
+            _fail(f"{ref} has no column {column!r}")
+        references += [str(t) for t in ref_frame[column].to_list() if t is not None]
+
+    from filters.dedup import find_duplicates
+    from filters.embeddings import MiniLMEmbedder
+
+    console.print(f"embedding {len(texts)} texts (+{len(references)} references) with all-MiniLM-L6-v2…")
+    outcome = find_duplicates(texts, threshold, embedder=MiniLMEmbedder(), references=references,
+                              show_progress=sys.stderr.isatty())
+    result = frame.with_columns(
+        pl.Series("dup_cluster", outcome.representative, dtype=pl.Int64),
+        pl.Series("is_duplicate", outcome.is_duplicate, dtype=pl.Boolean),
+        pl.Series("dup_similarity", outcome.similarity.round(4), dtype=pl.Float32),
+        pl.Series("dup_reason", outcome.reason, dtype=pl.String),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    getattr(result, f"write_{_FORMATS[out.suffix.lower()]}")(tmp)
+    os.replace(tmp, out)
+
+    stats = outcome.stats
+    console.print(f"{stats['rows']} rows: kept {stats['kept']}, exact duplicates {stats['exact']}, "
+                  f"near duplicates {stats['near_duplicate']}, reference duplicates {stats['reference']}"
+                  f" → {out}", highlight=False)
+    pairs = outcome.least_similar_duplicates(show)
+    if pairs:
+        table = Table(title="least similar pairs still counted as duplicates (raise --threshold if "
+                            "these differ)", title_justify="left")
+        table.add_column("similarity", justify="right")
+        table.add_column("duplicate")
+        table.add_column("kept")
+        for row, rep, sim in pairs:
+            table.add_row(f"{sim:.3f}", texts[row], texts[rep])
+        console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,254 @@
+"""Local publishing: an immutable, content-addressed dataset version under `<out>/<dataset>/<id>/`.
+
+A version is written into a hidden temporary folder and renamed into place only when complete
+(manifest last), so a crash never leaves a half-written folder that looks like a version. The id
+is a hash of the published content: the same content always gets the same id, and publishing it
+again reuses the folder that is already there.
+
+Layout of a version (loadable with `datasets.load_dataset(<folder>)`):
+
+    README.md                         dataset card with Hugging Face YAML (configs, features)
+    manifest.json                     config, hashes, counts, funnel, checksums of every file
+    data/benign/test-00000-of-00001.parquet     the dataset (images embedded)
+    data/contrast/test-00000-of-00001.parquet   harmful contrasts, for safety sanity checks
+    dropped.parquet                   every dropped candidate with its stage and reason
+    images/<sha256>.png               the images, as files
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pyarrow.parquet as pq
+
+from mossforge import code_version
+from mossforge.config import Config
+from mossforge.images import ImageStore
+from mossforge.schema import SCHEMA_VERSION, Candidate, dataset_features, to_table
+
+MANIFEST = "manifest.json"
+SHARD = "test-00000-of-00001.parquet"
+
+
+@dataclass
+class PublishedVersion:
+    path: Path
+    version: str
+    reused: bool  # True when this exact content had been published before
+    manifest: dict
+
+
+def content_version_id(records: Sequence[Candidate], config: Config) -> str:
+    """Hash of what a user gets: the rows (minus the code version) and the card's metadata."""
+    digest = hashlib.sha256()
+    digest.update(f"schema:{SCHEMA_VERSION}\n".encode())
+    digest.update(json.dumps(config.dataset.model_dump(mode="json"), sort_keys=True).encode())
+    for record in sorted(records, key=lambda r: r.id):
+        row = record.model_dump(mode="json", exclude={"provenance": {"code_version"}})
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:12]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- reading what is published ----------------------------------------------------------------
+
+
+def list_versions(out_dir: Path, dataset: str) -> list[dict]:
+    """Manifests of the complete versions of `dataset`, oldest first."""
+    root = Path(out_dir) / dataset
+    if not root.is_dir():
+        return []
+    manifests = []
+    for child in root.iterdir():
+        if child.name.startswith(".") or not (child / MANIFEST).is_file():
+            continue  # temporary folders of a publish in progress (or killed) are not versions
+        manifests.append(json.loads((child / MANIFEST).read_text()))
+    return sorted(manifests, key=lambda m: m["created_at"])
+
+
+def published_questions(out_dir: Path, dataset: str) -> Iterator[tuple[str, str, str]]:
+    """(version, item id, question) of every item in every published version of `dataset`."""
+    for manifest in list_versions(out_dir, dataset):
+        shard = Path(out_dir) / dataset / manifest["version"] / "data" / "benign" / SHARD
+        table = pq.read_table(shard, columns=["id", "question"])
+        for item_id, question in zip(table["id"].to_pylist(), table["question"].to_pylist()):
+            yield manifest["version"], item_id, question
+
+
+# --- writing a version ------------------------------------------------------------------------
+
+
+def _image_cell(store: ImageStore, ref, target: Path) -> dict | None:
+    """A `datasets.Image` cell with the bytes embedded, and a copy under images/."""
+    if ref is None:
+        return None
+    data = store.path(ref).read_bytes()
+    relative = f"images/{ref.sha256}.png"
+    out = target / relative
+    if not out.exists():
+        out.write_bytes(data)
+    return {"bytes": data, "path": relative}
+
+
+def _benign_rows(records, store, target):
+    for record in records:
+        row = record.model_dump(mode="json")
+        row["image_info"] = row.pop("image")
+        row["image"] = _image_cell(store, record.image, target)
+        row["contrast_image"] = _image_cell(store, record.contrast.image, target)
+        yield row
+
+
+def _contrast_rows(records, store, target):
+    """The harmful counterpart of each item: its contrast question on its contrast image, using
+    the item's own question or image where the contrast changes only the other."""
+    for record in records:
+        image = record.contrast.image or record.image
+        yield {
+            "id": record.id,
+            "stimulus_type": record.stimulus_type,
+            "harm_category": record.harm_category,
+            "question": record.contrast.question or record.question,
+            "image": _image_cell(store, image, target),
+            "changed": "image" if record.contrast.image else "question",
+        }
+
+
+def _contrast_features():
+    import datasets
+
+    return datasets.Features({
+        "id": datasets.Value("string"),
+        "stimulus_type": datasets.Value("string"),
+        "harm_category": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "image": datasets.Image(),
+        "changed": datasets.Value("string"),
+    })
+
+
+def _write_split(rows, features, path: Path) -> int:
+    import datasets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = list(rows)
+    table = datasets.Dataset.from_list(rows, features=features) if rows else \
+        datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+    table.to_parquet(str(path))
+    return len(rows)
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Remove `.tmp-*` folders left by publishes that were killed (their process is gone)."""
+    for child in root.glob(".tmp-*"):
+        try:
+            pid = int(child.name.rsplit("-", 1)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(child, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def publish_local(
+    records: Sequence[Candidate],
+    dropped: Sequence[Candidate],
+    config: Config,
+    funnel: Sequence[dict],
+    image_root: Path,
+) -> PublishedVersion:
+    """Write the accepted `records` as a new version, or return the existing one with that content."""
+    from flows.card import render_card
+
+    records = sorted(records, key=lambda r: r.id)
+    version = content_version_id(records, config)
+    root = Path(config.run.out_dir) / config.dataset.name
+    final = root / version
+    if (final / MANIFEST).is_file():
+        return PublishedVersion(final, version, True, json.loads((final / MANIFEST).read_text()))
+
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(root)
+    tmp = root / f".tmp-{version}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / "images").mkdir(parents=True)
+        store = ImageStore(image_root)
+        _write_split(_benign_rows(records, store, tmp), dataset_features(), tmp / "data" / "benign" / SHARD)
+        _write_split(_contrast_rows(records, store, tmp), _contrast_features(),
+                     tmp / "data" / "contrast" / SHARD)
+        pq.write_table(to_table(dropped), tmp / "dropped.parquet")
+        manifest = build_manifest(records, dropped, config, funnel, version)
+        (tmp / "README.md").write_text(render_card(manifest, dataset_features(), _contrast_features()),
+                                       encoding="utf-8")
+        manifest["files"] = {
+            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        try:
+            os.rename(tmp, final)  # atomic: the version appears whole or not at all
+        except OSError:
+            if not (final / MANIFEST).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run published the same content
+            return PublishedVersion(final, version, True, json.loads((final / MANIFEST).read_text()))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PublishedVersion(final, version, False, manifest)
+
+
+def build_manifest(records: Sequence[Candidate], dropped: Sequence[Candidate], config: Config,
+                   funnel: Sequence[dict], version: str) -> dict:
+    generators = sorted({
+        json.dumps({
+            "generator": r.provenance.generator,
+            "model_id": r.provenance.model_id,
+            "prompt_template_id": r.provenance.prompt_template_id,
+            "prompt_template_hash": r.provenance.prompt_template_hash,
+        }, sort_keys=True)
+        for r in records
+    })
+    renderers = sorted({(r.image.renderer, r.image.model_id or "") for r in records if r.image})
+    stage_status = {row["stage"]: row["status"] for row in funnel}
+    return {
+        "dataset": config.dataset.name,
+        "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": SCHEMA_VERSION,
+        "code_version": code_version(),
+        "config_hash": config.config_hash(),
+        "config": config.model_dump(mode="json"),
+        "generators": [json.loads(g) for g in generators],
+        "renderers": [{"renderer": r, "model_id": m or None} for r, m in renderers],
+        "stages": stage_status,
+        "funnel": list(funnel),
+        "counts": {
+            "benign": len(records),
+            "contrast": len(records),
+            "dropped": len(dropped),
+            "by_type": dict(sorted(Counter(r.stimulus_type for r in records).items())),
+            "by_category": dict(sorted(Counter(r.harm_category for r in records).items())),
+            "by_type_and_category": {
+                f"{t}/{c}": n
+                for (t, c), n in sorted(Counter((r.stimulus_type, r.harm_category) for r in records).items())
+            },
+            "dropped_by_reason": dict(sorted(Counter(f"{r.drop_stage}:{r.drop_reason}" for r in dropped).items())),
+        },
+    }

@@ -1,0 +1,286 @@
+"""The pipeline's stages as plain functions over files: batches in, batches out.
+
+Prefect tasks in `flows/build.py` wrap these one to one; they are kept free of Prefect so that the
+benchmarks can run the same work without an orchestrator and measure what Prefect itself costs.
+Each stage reads parquet batches of candidate records, writes its own, and writes the records it
+drops aside (with the reason) so the funnel can always be explained.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flows import progress
+from mossforge import code_version
+from mossforge.config import Config, ConfigError
+from mossforge.images import ImageStore
+from mossforge.schema import Candidate, from_table, to_table
+
+STAGES = ("plan", "generate", "dedup", "render", "target_check", "consensus_label", "publish")
+
+
+@dataclass
+class StageReport:
+    """One row of the funnel: what entered a stage, what left it, and why."""
+
+    stage: str
+    ran: bool
+    entered: int
+    kept: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        return "ran" if self.ran else "not_run"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "status": self.status}
+
+
+def merge_reports(stage: str, reports: Iterable[StageReport]) -> StageReport:
+    reports = list(reports)
+    dropped: Counter[str] = Counter()
+    for report in reports:
+        dropped.update(report.dropped)
+    return StageReport(
+        stage=stage,
+        ran=any(r.ran for r in reports) if reports else False,
+        entered=sum(r.entered for r in reports),
+        kept=sum(r.kept for r in reports),
+        dropped=dict(sorted(dropped.items())),
+        seconds=round(sum(r.seconds for r in reports), 3),
+        note="; ".join(sorted({r.note for r in reports if r.note})),
+    )
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def write_records(records: Sequence[Candidate], path: Path) -> Path:
+    """Write atomically: a killed run never leaves a truncated batch under the final name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(to_table(records), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_records(paths: Iterable[str | Path]) -> list[Candidate]:
+    records: list[Candidate] = []
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"stage output {path} is missing (was the work directory removed?); "
+                "re-run with --fresh to recompute cached stages"
+            )
+        records.extend(from_table(pq.read_table(path)))
+    return records
+
+
+def batch_paths(directory: Path, count: int) -> list[Path]:
+    return [directory / f"batch-{i:05d}.parquet" for i in range(count)]
+
+
+def chunks(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+
+def seed_bank():
+    from generators.seedbank import SeedBank
+
+    return SeedBank()
+
+
+def plan_stage(config: Config, run_dir: Path) -> tuple[list[str], StageReport]:
+    """Draw the slots of the run and write them in generation-sized batches."""
+    from generators.plan import draw_slots
+
+    started = time.perf_counter()
+    space = seed_bank().slot_space()
+    space = {t: space[t] for t in config.plan.types}
+    try:
+        slots = draw_slots(space, config.plan.per_type, config.plan.seed)
+    except ValueError as error:
+        raise ConfigError(f"plan.per_type: {error}") from None
+    out = []
+    for path, chunk in zip(batch_paths(run_dir / "plan", len(slots)), chunks(slots, config.generate.batch_size)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(pa.Table.from_pylist([asdict(s) for s in chunk]), tmp)
+        os.replace(tmp, path)
+        out.append(str(path))
+    report = StageReport("plan", True, entered=len(slots), kept=len(slots),
+                         seconds=time.perf_counter() - started,
+                         note=f"{len(slots)} slots over {len(space)} types")
+    return out, report
+
+
+# --- generate ---------------------------------------------------------------------------------
+
+
+def generate_batch(config: Config, slots_path: str, out_path: str) -> tuple[str, StageReport]:
+    from generators.plan import Slot
+
+    started = time.perf_counter()
+    bank = seed_bank()
+    slots = [Slot(**row) for row in pq.read_table(slots_path).to_pylist()]
+    config_hash, version = config.config_hash(), code_version()
+    records = [
+        bank.generate(slot, seed=config.plan.seed, config_hash=config_hash, code_version=version)
+        for slot in slots
+    ]
+    write_records(records, Path(out_path))
+    progress.advance("generate", len(records))
+    return out_path, StageReport("generate", True, entered=len(slots), kept=len(records),
+                                 seconds=time.perf_counter() - started)
+
+
+# --- dedup ------------------------------------------------------------------------------------
+
+
+def _read_question_file(path: str, column: str) -> list[str]:
+    """Questions from a csv, jsonl, parquet or plain-text (one per line) reference file."""
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"dedup.reference_files: {path} does not exist")
+    suffix = file.suffix.lower()
+    if suffix == ".txt":
+        return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if suffix == ".csv":
+        with file.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    elif suffix in (".jsonl", ".ndjson"):
+        rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif suffix == ".parquet":
+        rows = pq.read_table(file).to_pylist()
+    else:
+        raise ConfigError(f"dedup.reference_files: {path}: unsupported format {suffix!r} "
+                          "(use .csv, .jsonl, .parquet or .txt)")
+    if rows and column not in rows[0]:
+        raise ConfigError(f"dedup.reference_files: {path} has no column {column!r} "
+                          f"(columns: {', '.join(rows[0])})")
+    return [str(row[column]) for row in rows if row.get(column)]
+
+
+def load_references(config: Config) -> list[tuple[str, str, str | None]]:
+    """(question, source, item id or None) for every reference the run dedups against."""
+    from flows.publish import published_questions
+
+    references: list[tuple[str, str, str | None]] = []
+    if config.dedup.against_published:
+        for version, item_id, question in published_questions(Path(config.run.out_dir),
+                                                               config.dataset.name):
+            references.append((question, f"version:{version}", item_id))
+    for ref in config.dedup.reference_files:
+        references.extend((q, f"file:{Path(ref.path).name}", None)
+                          for q in _read_question_file(ref.path, ref.column))
+    return references
+
+
+def dedup_stage(config: Config, paths: Sequence[str], run_dir: Path,
+                published: Sequence[str] = ()) -> tuple[list[str], StageReport]:
+    """Drop exact and near-duplicate questions within each type, and of the references.
+
+    `published` (the ids of earlier versions) is only here so that a cached result is not reused
+    after a new version appears. An item that is *the same item* as one in an earlier version (same
+    id) is not a duplicate of it: it keeps its id across versions.
+    """
+    del published
+    from filters.dedup import find_duplicates
+    from filters.embeddings import MiniLMEmbedder
+
+    started = time.perf_counter()
+    records = read_records(paths)
+    if not config.dedup.enabled:
+        return _rebatch(records, run_dir / "dedup", config.render.batch_size), StageReport(
+            "dedup", False, len(records), len(records), note="dedup.enabled = false")
+
+    references = load_references(config)
+    embedder = MiniLMEmbedder()
+    kept: list[Candidate] = []
+    dropped: list[Candidate] = []
+    by_type: dict[str, list[Candidate]] = {}
+    for record in records:
+        by_type.setdefault(record.stimulus_type, []).append(record)
+    for stimulus_type, group in by_type.items():
+        ids = {r.id for r in group}
+        refs = [r for r in references if r[2] not in ids]  # the same item is not its own duplicate
+        outcome = find_duplicates(
+            [r.question for r in group],
+            config.dedup.threshold_for(stimulus_type),
+            embedder=embedder,
+            references=[q for q, _, _ in refs],
+        )
+        for i, record in enumerate(group):
+            rep = int(outcome.representative[i])
+            result = record.dedup
+            result.similarity = round(float(outcome.similarity[i]), 4)
+            if not outcome.is_duplicate[i]:
+                result.decision, result.cluster_id = "kept", record.id
+                kept.append(record)
+                continue
+            result.decision, result.reason = "duplicate", outcome.reason[i]
+            if rep >= 0:
+                result.cluster_id = result.duplicate_of = group[rep].id
+            else:
+                question, source, item_id = refs[int(outcome.reference_match[i])]
+                result.reason = "earlier_version" if source.startswith("version:") else "reference"
+                result.cluster_id = result.duplicate_of = item_id or f"ref:{source}:{question[:60]}"
+            record.drop("dedup", result.reason)
+            dropped.append(record)
+    write_records(dropped, run_dir / "dropped" / "dedup.parquet")
+    progress.advance("dedup", len(records))
+    report = StageReport("dedup", True, len(records), len(kept),
+                         dropped=dict(Counter(r.drop_reason for r in dropped)),
+                         seconds=time.perf_counter() - started,
+                         note=f"{len(references)} references" if references else "")
+    return _rebatch(kept, run_dir / "dedup", config.render.batch_size), report
+
+
+def _rebatch(records: Sequence[Candidate], directory: Path, size: int) -> list[str]:
+    parts = chunks(sorted(records, key=lambda r: r.id), size) or [[]]
+    return [str(write_records(part, path)) for part, path in zip(parts, batch_paths(directory, len(parts)))]
+
+
+# --- render -----------------------------------------------------------------------------------
+
+
+def render_batch(config: Config, in_path: str, out_path: str, image_root: str) -> tuple[str, StageReport]:
+    from generators.render_offline import OfflineRenderer
+
+    started = time.perf_counter()
+    renderer = OfflineRenderer(size=config.render.size)
+    store = ImageStore(image_root)
+    records = read_records([in_path])
+    for record in records:
+        record.image, record.contrast.image = renderer.render(record, store)
+        progress.advance("render", 1)
+    write_records(records, Path(out_path))
+    return out_path, StageReport("render", True, len(records), len(records),
+                                 seconds=time.perf_counter() - started,
+                                 note=f"offline Pillow renderer, {config.render.size}px")
+
+
+# --- target check and consensus label: wired in, given models by later issues ----------------
+
+
+def not_run_stage(stage: str, paths: Sequence[str], reason: str) -> tuple[list[str], StageReport]:
+    """A stage with nothing configured: every item passes through with the stage `not_run`."""
+    count = sum(pq.read_metadata(p).num_rows for p in paths)
+    progress.advance(stage, count)
+    return list(paths), StageReport(stage, False, count, count, note=reason)

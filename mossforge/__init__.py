@@ -1,0 +1,45 @@
+"""mossforge's shared core: the record schema, the config models and the image store.
+
+`generators/`, `filters/` and `flows/` all import from here; this package imports none of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+try:
+    __version__ = version("mossforge")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+
+@functools.cache
+def code_version() -> str:
+    """Package version plus the git commit when running from a checkout ("0.1.0+g1a2b3c4[.dirty]")."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty=.dirty", "--abbrev=7"],
+            cwd=root, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{described}" if described else __version__
+
+
+@functools.cache
+def source_hash() -> str:
+    """Hash of mossforge's own Python sources: part of every cached stage's key, so a code change
+    recomputes the stages instead of reusing results the old code produced."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ("mossforge", "generators", "filters", "flows"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

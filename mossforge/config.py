@@ -1,0 +1,170 @@
+"""Run configuration: TOML files validated by pydantic, failing before any work on bad input.
+
+Every section forbids unknown keys, so a typo ("per_tpye") is an error naming the key instead of a
+setting that is silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mossforge.schema import STIMULUS_TYPES, StimulusType
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the offending key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DatasetSection(_Section):
+    name: str = Field("mossforge-offline", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+    license: str = "cc-by-4.0"
+    intended_use: str = "evaluation"  # evaluation, not training, unless the user says otherwise
+    description: str = (
+        "Benign image+text queries that look alarming, for measuring over-refusal "
+        "(oversensitivity) of multimodal models."
+    )
+
+
+class PlanSection(_Section):
+    per_type: int = Field(100, ge=1, le=100_000)
+    types: list[StimulusType] = Field(default_factory=lambda: list(STIMULUS_TYPES), min_length=1)
+    seed: int = 0
+
+    @field_validator("types")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each stimulus type may appear once")
+        return value
+
+
+class GenerateSection(_Section):
+    # The LLM generator (an endpoint name) arrives with the model-client issue.
+    generator: Literal["seedbank"] = "seedbank"
+    batch_size: int = Field(256, ge=1, le=100_000)
+
+
+class ReferenceFile(_Section):
+    path: str
+    column: str = "question"
+
+
+class DedupSection(_Section):
+    enabled: bool = True
+    threshold: float = Field(0.9, gt=0.0, le=1.0)
+    thresholds: dict[StimulusType, float] = Field(default_factory=dict)  # per-type overrides
+    against_published: bool = True  # earlier versions of the same dataset under run.out_dir
+    reference_files: list[ReferenceFile] = Field(default_factory=list)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, threshold in value.items():
+            if not 0.0 < threshold <= 1.0:
+                raise ValueError(f"threshold for {key} must be in (0, 1], got {threshold}")
+        return value
+
+    def threshold_for(self, stimulus_type: str) -> float:
+        return self.thresholds.get(stimulus_type, self.threshold)
+
+
+class RenderSection(_Section):
+    renderer: Literal["offline"] = "offline"  # diffusion and image APIs arrive with the images issue
+    size: int = Field(512, ge=64, le=2048)
+    batch_size: int = Field(128, ge=1, le=100_000)
+
+
+class RunSection(_Section):
+    """How the run executes. Not part of the config hash: it does not change what is produced."""
+
+    out_dir: str = "outputs"
+    work_dir: Optional[str] = None  # default: <out_dir>/.work
+    max_workers: int = Field(2, ge=1, le=256)  # bounded thread pool for batch tasks
+
+    def work_path(self) -> Path:
+        return Path(self.work_dir) if self.work_dir else Path(self.out_dir) / ".work"
+
+
+class Config(_Section):
+    dataset: DatasetSection = Field(default_factory=DatasetSection)
+    plan: PlanSection = Field(default_factory=PlanSection)
+    generate: GenerateSection = Field(default_factory=GenerateSection)
+    dedup: DedupSection = Field(default_factory=DedupSection)
+    render: RenderSection = Field(default_factory=RenderSection)
+    # Stages wired in now, given models by later issues. Until then they must stay empty and the
+    # stages are recorded as not run; a non-empty list is an error, never silently skipped.
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+    judges: list[dict[str, Any]] = Field(default_factory=list)
+    run: RunSection = Field(default_factory=RunSection)
+
+    @field_validator("targets", "judges")
+    @classmethod
+    def _not_yet(cls, value: list[dict[str, Any]], info) -> list[dict[str, Any]]:
+        if value:
+            raise ValueError(
+                f"{info.field_name} are not supported by this version of mossforge yet; "
+                "remove them (the stage is recorded as not_run)"
+            )
+        return value
+
+    def content_dict(self) -> dict[str, Any]:
+        """The settings that change what is produced (everything but `run`)."""
+        return self.model_dump(mode="json", exclude={"run"})
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.content_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in item and item["type"] not in ("missing", "value_error"):
+            message = f"{message} (got {item['input']!r})"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Load a TOML config (or the offline defaults when `path` is None) and apply overrides.
+
+    `overrides` maps dotted keys to values, e.g. {"plan.per_type": 10}, as the CLI flags do.
+    """
+    data: dict[str, Any] = {}
+    source = "(defaults)"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"invalid config {path}: not valid TOML: {error}") from None
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config_from_dict(data, source)
