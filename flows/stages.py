@@ -269,6 +269,8 @@ def render_batch(config: Config, in_path: str, out_path: str, image_root: str) -
     records = read_records([in_path])
     for record in records:
         record.image, record.contrast.image = renderer.render(record, store)
+        record.flags.synthetic = True
+        record.flags.has_text = True  # every offline scene card carries typeset text
         progress.advance("render", 1)
     write_records(records, Path(out_path))
     return out_path, StageReport("render", True, len(records), len(records),

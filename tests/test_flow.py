@@ -1,0 +1,130 @@
+"""The build_dataset flow end to end, on a small offline config, under one Prefect test server."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flows import stages
+from flows.build import build_dataset
+from mossforge.config import load_config
+
+pytestmark = pytest.mark.slow
+
+
+def small_config(tmp_path, **overrides):
+    settings = {"plan.per_type": 6, "run.out_dir": str(tmp_path / "out"),
+                "run.work_dir": str(tmp_path / "work"), "dataset.name": "flowtest",
+                "render.size": 128, "render.batch_size": 4, "generate.batch_size": 5}
+    settings.update(overrides)
+    return load_config(overrides=settings).model_dump(mode="json")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count real executions of the stage functions (a cached task does not execute)."""
+    calls = {"generate": 0, "render": 0, "dedup": 0}
+    for name, fn_name in (("generate", "generate_batch"), ("render", "render_batch"), ("dedup", "dedup_stage")):
+        real = getattr(stages, fn_name)
+
+        def wrapper(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(stages, fn_name, wrapper)
+    return calls
+
+
+def test_build_end_to_end_and_rerun_reuses_stages(prefect_harness, tmp_path, counted):
+    import datasets
+
+    config = small_config(tmp_path)
+    summary = build_dataset(config=config)
+    funnel = {row["stage"]: row for row in summary["funnel"]}
+    assert list(funnel) == list(stages.STAGES)
+    assert funnel["plan"]["kept"] == 18 and funnel["generate"]["kept"] == 18
+    assert funnel["dedup"]["entered"] == 18
+    assert funnel["target_check"]["status"] == "not_run"
+    assert funnel["consensus_label"]["status"] == "not_run"
+    kept = funnel["dedup"]["kept"]
+    assert funnel["render"]["kept"] == kept == summary["counts"]["benign"] > 0
+    assert counted == {"generate": 4, "render": -(-kept // 4), "dedup": 1}
+
+    path = Path(summary["path"])
+    assert path.parent == tmp_path / "out" / "flowtest" and path.name == summary["version"]
+    rows = datasets.load_dataset(str(path), "benign", split="test")
+    assert len(rows) == kept
+    assert rows[0]["image"].size == (128, 128)
+    assert all(r["target_check"]["status"] == "not_run" for r in rows)
+    assert all(r["dedup"]["decision"] == "kept" for r in rows)
+    assert set(rows["stimulus_type"]) == {"exaggerated_risk", "negated_harm", "counterintuitive_interpretation"}
+    negated = rows.filter(lambda r: r["stimulus_type"] == "negated_harm")
+    assert all(r["contrast_image"] is not None for r in negated)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["stages"]["target_check"] == "not_run"
+    assert manifest["config_hash"] == load_config(overrides={}).model_validate(config).config_hash()
+
+    before = dict(counted)
+    again = build_dataset(config=config)
+    assert again["version"] == summary["version"] and again["reused"]
+    assert counted == before, "a re-run with the same config must reuse every cached stage"
+
+    fresh = build_dataset(config=config, fresh=True)
+    assert fresh["version"] == summary["version"]
+    assert counted["generate"] == 2 * before["generate"]
+
+
+def test_artifacts_are_created(prefect_harness, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    summary = build_dataset(config=small_config(tmp_path, **{"plan.per_type": 2, "dataset.name": "arts"}))
+
+    async def latest():
+        async with get_client() as client:
+            found = {}
+            for key in ("funnel", "build-summary"):
+                artifacts = await client.read_artifacts(
+                    artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=50)
+                found[key] = [a for a in artifacts if summary["version"] in str(a.data) or
+                              summary["version"] in str(a.description)]
+            return found
+
+    import asyncio
+
+    found = asyncio.run(latest())
+    assert found["funnel"] and found["build-summary"]
+    assert "target_check" in str(found["funnel"][0].data)
+
+
+def test_cross_version_ids_and_reference_files(prefect_harness, tmp_path):
+    import datasets
+
+    config = small_config(tmp_path, **{"dataset.name": "crossver"})
+    first = build_dataset(config=config)
+    first_rows = datasets.load_dataset(first["path"], "benign", split="test")
+    # A bigger plan with the same seed draws the same slots first: those items are the same
+    # items (same ids) and are not dropped as duplicates of the earlier version they came from.
+    second = build_dataset(config={**config, "plan": {**config["plan"], "per_type": 8}})
+    second_ids = set(datasets.load_dataset(second["path"], "benign", split="test")["id"])
+    assert second["version"] != first["version"]
+    assert set(first_rows["id"]) <= second_ids
+
+    # A user-supplied reference file that contains one of the questions removes that item.
+    reference = tmp_path / "refs.csv"
+    target = first_rows[0]["question"]
+    reference.write_text("prompt\n" + '"' + target.upper() + '"' + "\nsomething unrelated entirely\n")
+    third = build_dataset(config={**config, "dedup": {**config["dedup"], "against_published": False,
+                                                        "reference_files": [{"path": str(reference), "column": "prompt"}]}})
+    dedup = next(r for r in third["funnel"] if r["stage"] == "dedup")
+    assert dedup["dropped"].get("reference", 0) >= 1
+    third_rows = datasets.load_dataset(third["path"], "benign", split="test")
+    assert target not in third_rows["question"]
+
+
+def test_bad_reference_file_fails_with_the_key(prefect_harness, tmp_path):
+    from mossforge.config import ConfigError
+
+    config = small_config(tmp_path, **{"dedup.reference_files": [{"path": str(tmp_path / "none.csv")}]})
+    with pytest.raises(ConfigError, match="dedup.reference_files"):
+        build_dataset(config=config)
