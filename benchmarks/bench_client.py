@@ -1,0 +1,117 @@
+"""Model-client throughput against the loopback OpenAI-compatible server.
+
+    .venv/bin/python benchmarks/bench_client.py [--n 400] [--concurrency 16] [--latency 0.2]
+
+With a fixed server latency L and a concurrency bound C, the best possible throughput is C / L
+requests a second. Targets: >= 90% of that on clean answers, >= 80% when 5% of the requests are
+answered 429 (with a small Retry-After), and a cached re-run that makes zero HTTP calls.
+
+The server runs in a child process, as vLLM or a gateway would: in this process it would share
+the GIL with the client and the benchmark would measure the test server's Python as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from openai_server import rate_limited, serve  # noqa: E402
+
+from mossforge.client import EndpointConfig, ModelClient  # noqa: E402
+
+
+def _serve(latency: float, every: int, retry_after: float, ready, count) -> None:
+    """The child process: a loopback server that answers every `every`-th request with a 429."""
+    def script(request):
+        with count.get_lock():
+            count.value += 1
+            nth = count.value
+        return rate_limited(retry_after) if every and nth % every == 0 else None
+
+    with serve(script, latency=latency) as server:
+        ready.put(server.base_url)
+        threading.Event().wait()
+
+
+@contextmanager
+def server_process(latency: float, every: int = 0, retry_after: float = 0.0):
+    context = multiprocessing.get_context("spawn")
+    ready, count = context.Queue(), context.Value("i", 0)
+    process = context.Process(target=_serve, args=(latency, every, retry_after, ready, count), daemon=True)
+    process.start()
+    try:
+        yield ready.get(timeout=60), count
+    finally:
+        process.terminate()
+        process.join()
+
+
+def run(base_url: str, count, n: int, concurrency: int, cache_dir: Path, cache_mode: str) -> dict:
+    config = EndpointConfig(name="bench", base_url=base_url, model="bench-model",
+                            max_concurrency=concurrency, timeout_s=10, max_retries=6)
+    before = count.value
+    with ModelClient([config], cache_dir=cache_dir, cache_mode=cache_mode) as client:
+        batch = [[{"role": "user", "content": f"benchmark question {i}"}] for i in range(n)]
+        start = time.perf_counter()
+        results = client.chat_many("bench", batch, stage="bench")
+        elapsed = time.perf_counter() - start
+        totals = client.accounting()["total"]
+    return {"elapsed": elapsed, "ok": sum(r.ok for r in results), "calls": totals["calls"],
+            "server_requests": count.value - before, "retries": totals["retries"],
+            "hits": totals["cache_hits"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.2, help="server latency per answer (s)")
+    parser.add_argument("--rate-limited", type=float, default=0.05, help="share of requests answered 429")
+    parser.add_argument("--retry-after", type=float, default=0.1, help="Retry-After of those 429s (s)")
+    args = parser.parse_args()
+    ideal = args.concurrency / args.latency
+    every = max(1, round(1 / args.rate_limited))
+    rows = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "cache"
+        with server_process(args.latency) as (url, count):
+            clean = run(url, count, args.n, args.concurrency, cache, "use")
+            cached = run(url, count, args.n, args.concurrency, cache, "use")
+        rows.append(("clean answers", clean, args.n / clean["elapsed"], 0.90))
+        with server_process(args.latency, every, args.retry_after) as (url, count):
+            limited = run(url, count, args.n, args.concurrency, cache, "off")
+        rows.append((f"1 in {every} answered 429 (Retry-After {args.retry_after:g} s)", limited,
+                     args.n / limited["elapsed"], 0.80))
+
+    table = Table(title=f"model client: {args.n} chats, C={args.concurrency}, "
+                        f"latency {args.latency * 1000:.0f} ms, ideal {ideal:.0f} req/s")
+    for column in ("run", "ok", "HTTP calls", "retries", "cache hits", "time (s)", "req/s",
+                   "of ideal", "target", "result"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for name, r, throughput, target in rows:
+        share = throughput / ideal
+        table.add_row(name, str(r["ok"]), str(r["server_requests"]), str(r["retries"]), str(r["hits"]),
+                      f"{r['elapsed']:.2f}", f"{throughput:.1f}", f"{share:.0%}", f">= {target:.0%}",
+                      "[green]pass[/]" if share >= target else "[red]FAIL[/]")
+    fraction = cached["elapsed"] / clean["elapsed"]
+    table.add_row("cached re-run", str(cached["ok"]), str(cached["server_requests"]),
+                  str(cached["retries"]), str(cached["hits"]), f"{cached['elapsed']:.3f}",
+                  f"{args.n / cached['elapsed']:.0f}", f"{fraction:.1%} of first run's time",
+                  "0 calls", "[green]pass[/]" if cached["server_requests"] == 0 else "[red]FAIL[/]")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
