@@ -4,7 +4,7 @@
 
 Both runs embed the same texts with the same model and batch size (all texts are distinct
 strings, so dedup embeds all of them too). The target: dedup time < 1.3 x embed time. `--check`
-also compares the approximate (IVF) path with the exact one on a subsample.
+also compares the approximate (HNSW) path with the exact one on a subsample.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def questions(n: int, seed: int = 0) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--check", type=int, default=20_000, help="subsample for exact-vs-IVF agreement (0: skip)")
+    parser.add_argument("--check", type=int, default=20_000, help="subsample for exact-vs-HNSW agreement (0: skip)")
     args = parser.parse_args()
     console = Console()
     texts = questions(args.n)
@@ -104,9 +104,9 @@ def main() -> None:
         approx_s = time.perf_counter() - t0
         agree = float((exact.is_duplicate == approx.is_duplicate).mean())
         missed = int((exact.is_duplicate & ~approx.is_duplicate).sum())
-        console.print(f"IVF vs exact on {args.check:,}: decisions agree on {agree:.2%} "
-                      f"({missed} duplicates the IVF index missed of {int(exact.is_duplicate.sum())}); "
-                      f"exact {exact_s:.1f} s, IVF {approx_s:.1f} s")
+        console.print(f"HNSW vs exact on {args.check:,}: decisions agree on {agree:.2%} "
+                      f"({missed} duplicates HNSW missed of {int(exact.is_duplicate.sum())}); "
+                      f"exact {exact_s:.1f} s, HNSW {approx_s:.1f} s")
 
 
 if __name__ == "__main__":

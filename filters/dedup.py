@@ -7,7 +7,7 @@ chaining A~B~C pulling in an A and a C that are far apart), and the first text o
 the one kept, so the result is stable under appending new texts.
 
 Texts go through in blocks: each block is searched against the index of leaders so far (FAISS,
-exact for small sets, an inverted-file index above `exact_limit`), and resolved among itself with
+exact for small sets, an HNSW graph above `exact_limit`), and resolved among itself with
 one small matrix product. Memory stays bounded and there is no all-pairs loop.
 
 Exact duplicates (same text after case, whitespace and punctuation folding) are found by hashing
@@ -16,7 +16,6 @@ first and never embedded twice.
 
 from __future__ import annotations
 
-import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -76,20 +75,18 @@ class DedupOutcome:
         return np.array([r or "" for r in self.reason], dtype=object)
 
 
-def _build_index(dimension: int, expected: int, train: np.ndarray | None, exact_limit: int,
-                 nprobe: int) -> faiss.Index:
-    """Exact inner-product index for small sets; IVF (approximate, much faster) for large ones."""
-    if expected <= exact_limit or train is None or len(train) < 1000:
+def _build_index(dimension: int, expected: int, exact_limit: int, ef_search: int) -> faiss.Index:
+    """Exact inner-product index for small sets; HNSW (approximate, much faster) for large ones.
+
+    HNSW needs no training and grows one vector at a time, which greedy-leader clustering needs;
+    unlike an inverted-file index, its search cost does not blow up when the texts are clustered
+    (as generated questions are).
+    """
+    if expected <= exact_limit:
         return faiss.IndexFlatIP(dimension)
-    nlist = int(min(4 * math.sqrt(expected), len(train) / 39))  # >= 39 training points per list
-    quantizer = faiss.IndexFlatIP(dimension)
-    index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-    sample = train
-    if len(train) > nlist * 64:  # k-means needs a sample, not everything
-        rng = np.random.default_rng(0)
-        sample = train[rng.choice(len(train), nlist * 64, replace=False)]
-    index.train(sample)
-    index.nprobe = nprobe
+    index = faiss.IndexHNSWFlat(dimension, 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 40
+    index.hnsw.efSearch = ef_search
     return index
 
 
@@ -103,7 +100,7 @@ def find_duplicates(
     reference_embeddings: np.ndarray | None = None,
     block_size: int = 1024,
     exact_limit: int = 20_000,
-    nprobe: int = 16,
+    ef_search: int = 32,
     show_progress: bool = False,
 ) -> DedupOutcome:
     """Mark exact and near duplicates among `texts`, and texts that duplicate a reference.
@@ -148,8 +145,7 @@ def find_duplicates(
             if embedder is None:
                 raise ValueError("give an embedder or reference embeddings")
             reference_embeddings = embedder.encode(list(references), show_progress=show_progress)
-        ref_index = _build_index(unique_emb.shape[1], len(references), reference_embeddings,
-                                 exact_limit, nprobe)
+        ref_index = _build_index(unique_emb.shape[1], len(references), exact_limit, ef_search)
         ref_index.add(np.ascontiguousarray(reference_embeddings, dtype=np.float32))
         best_sim, best_ref = ref_index.search(unique_emb, 1)
         for u, row in enumerate(unique_rows):
@@ -165,8 +161,7 @@ def find_duplicates(
     # 3. Greedy leader clustering of the remaining unique texts, block by block.
     eligible = np.flatnonzero(candidate)
     dim = unique_emb.shape[1] if unique_emb.ndim == 2 else 0
-    index = _build_index(dim, len(eligible), unique_emb[eligible] if len(eligible) else None,
-                         exact_limit, nprobe)
+    index = _build_index(dim, len(eligible), exact_limit, ef_search)
     leader_rows: list[int] = []  # unique-row position of each leader, in index order
     for start in range(0, len(eligible), block_size):
         block = eligible[start:start + block_size]

@@ -19,7 +19,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import stages
-from flows.card import funnel_table
+from flows.card import funnel_table, model_call_rows
 from flows.publish import list_versions, publish_local
 from mossforge import source_hash
 from mossforge.config import Config, config_from_dict
@@ -59,7 +59,7 @@ def consensus_label_task(config: dict, paths: list[str]):
 
 @task(name="publish")
 def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funnel: list[dict],
-                 image_root: str) -> dict:
+                 image_root: str, model_calls: dict | None = None) -> dict:
     started = time.perf_counter()
     cfg = config_from_dict(config)
     records = stages.read_records(paths)
@@ -67,7 +67,8 @@ def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funne
     for record in records:
         record.status = "accepted"
     report = stages.StageReport("publish", True, len(records), len(records))
-    version = publish_local(records, dropped, cfg, [*funnel, report.as_dict()], Path(image_root))
+    version = publish_local(records, dropped, cfg, [*funnel, report.as_dict()], Path(image_root),
+                            model_calls)
     report.seconds = time.perf_counter() - started
     report.note = f"version {version.version}" + (" (already published)" if version.reused else "")
     return {"path": str(version.path), "version": version.version, "reused": version.reused,
@@ -133,9 +134,11 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     labelled, report = timed("consensus_label", lambda: consensus_label_task(config, checked))
     funnel.append(report)
 
+    # Every model stage has finished: the accounting is complete (zero calls for cached stages).
+    model_calls = stages.close_model_client(cfg)
     dropped_paths = [str(run_dir / "dropped" / f"{s}.parquet") for s in stages.STAGES]
     result = timed("publish", lambda: publish_task(
-        config, labelled, dropped_paths, [r.as_dict() for r in funnel], image_root))
+        config, labelled, dropped_paths, [r.as_dict() for r in funnel], image_root, model_calls))
     rows = [r.as_dict() for r in funnel] + [result["publish"]]
     for row in rows:
         row["wall_seconds"] = timings.get(row["stage"], 0.0)
@@ -149,6 +152,7 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
         "funnel": rows,
         "seconds": round(time.perf_counter() - started, 3),
         "config_hash": cfg.config_hash(),
+        "model_calls": model_calls,
     }
     _artifacts(summary)
     return summary
@@ -162,6 +166,9 @@ def _artifacts(summary: dict) -> None:
                 for k, v in row.items()} for row in summary["funnel"]],
         description=f"{summary['dataset']} {summary['version']}: items in and out of each stage",
     )
+    if summary["model_calls"]:
+        create_table_artifact(key="model-calls", table=model_call_rows(summary["model_calls"]),
+                              description="model calls per endpoint and stage (cache hits make no call)")
     counts = summary["counts"]
     by_type = "\n".join(f"- {t}: {n}" for t, n in counts["by_type"].items())
     create_markdown_artifact(

@@ -33,6 +33,20 @@ def funnel_table(funnel: list[dict]) -> str:
     return _table(["stage", "status", "in", "out", "dropped (reason: count)", "note"], rows)
 
 
+def model_call_rows(accounting: dict) -> list[dict]:
+    """One row per endpoint of a client's accounting: what the run asked, and what it cost."""
+    rows = []
+    for name, tally in accounting["endpoints"].items():
+        rows.append({
+            "endpoint": name, "model": tally["model"], "requests": tally["requests"],
+            "calls": tally["calls"], "cache_hits": tally["cache_hits"], "retries": tally["retries"],
+            "failures": ", ".join(f"{k}: {v}" for k, v in tally["failures"].items()) or "-",
+            "tokens_in": tally["input_tokens"], "tokens_out": tally["output_tokens"],
+            "cost_usd": "-" if tally["cost_usd"] is None else f"{tally['cost_usd']:.4f}",
+        })
+    return rows
+
+
 def render_card(manifest: dict, benign_features, contrast_features) -> str:
     from datasets import DatasetInfo
     from datasets.info import DatasetInfosDict
@@ -77,7 +91,22 @@ def render_card(manifest: dict, benign_features, contrast_features) -> str:
     ) or "- (none)"
     renderers = "\n".join(f"- `{r['renderer']}`" + (f" model `{r['model_id']}`" if r["model_id"] else "")
                           for r in manifest["renderers"]) or "- (none)"
-    offline = any(g["generator"] == "seedbank" for g in manifest["generators"])
+    limitations = ""
+    if any(g["generator"] == "seedbank" for g in manifest["generators"]):
+        limitations += ("- Text comes from mossforge's seed bank: a curated, combinatorial library written for\n"
+                        "  the project, not a language model. Its phrasing is varied by design but its ideas are finite.\n")
+    if any(g["generator"] == "llm" for g in manifest["generators"]):
+        limitations += ("- Text comes from a language model prompted with seed-bank examples; read a sample\n"
+                        "  before relying on it.\n")
+    if any(r["renderer"] == "offline-pillow" for r in manifest["renderers"]):
+        limitations += ("- Images come from the offline Pillow renderer: typographic scene cards with drawn\n"
+                        "  overlays, flagged `synthetic`. They are not photographs and will not look like\n"
+                        "  MOSSBench's images.\n")
+    calls = ""
+    if manifest.get("model_calls"):
+        rows = model_call_rows(manifest["model_calls"])
+        calls = "\nModel calls of the run that built this version:\n\n" + _table(
+            list(rows[0]), [list(r.values()) for r in rows]) + "\n"
 
     body = f"""
 # {config['dataset']['name']} (version `{manifest['version']}`)
@@ -117,14 +146,10 @@ Text:
 
 Images:
 {renderers}
-
+{calls}
 ## Limitations
 
-""" + ("""- Text comes from mossforge's seed bank: a curated, combinatorial library written for the
-  project, not a language model. Its phrasing is varied by design but its ideas are finite.
-- Images come from the offline Pillow renderer: typographic scene cards with drawn overlays,
-  flagged `synthetic`. They are not photographs and will not look like MOSSBench's images.
-""" if offline else "") + """- Apparent harm categories describe what a query *looks like* it touches, not actual harm.
+{limitations}- Apparent harm categories describe what a query *looks like* it touches, not actual harm.
 
 ## Loading
 

@@ -86,6 +86,16 @@ def _print_summary(summary: dict) -> None:
         table.add_row(row["stage"], status, str(row["entered"]), str(row["kept"]), dropped,
                       f"{row['wall_seconds']:.1f}")
     console.print(table)
+    if summary.get("model_calls"):
+        from flows.card import model_call_rows
+
+        calls = Table(title="model calls", title_justify="left")
+        rows = model_call_rows(summary["model_calls"])
+        for column in rows[0]:
+            calls.add_column(column)
+        for row in rows:
+            calls.add_row(*(str(v) for v in row.values()))
+        console.print(calls)
     counts = summary["counts"]
     by_type = ", ".join(f"{t} {n}" for t, n in counts["by_type"].items())
     reused = " (same content as an existing version: reused)" if summary["reused"] else ""

@@ -174,6 +174,7 @@ def publish_local(
     config: Config,
     funnel: Sequence[dict],
     image_root: Path,
+    model_calls: dict | None = None,
 ) -> PublishedVersion:
     """Write the accepted `records` as a new version, or return the existing one with that content."""
     from flows.card import render_card
@@ -197,6 +198,7 @@ def publish_local(
                      tmp / "data" / "contrast" / SHARD)
         pq.write_table(to_table(dropped), tmp / "dropped.parquet")
         manifest = build_manifest(records, dropped, config, funnel, version)
+        manifest["model_calls"] = model_calls  # accounting of this run's calls; no keys in it
         (tmp / "README.md").write_text(render_card(manifest, dataset_features(), _contrast_features()),
                                        encoding="utf-8")
         manifest["files"] = {

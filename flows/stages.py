@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from flows import progress
 from mossforge import code_version
+from mossforge.client import ModelClient
 from mossforge.config import Config, ConfigError
 from mossforge.images import ImageStore
 from mossforge.schema import Candidate, from_table, to_table
@@ -130,6 +132,37 @@ def plan_stage(config: Config, run_dir: Path) -> tuple[list[str], StageReport]:
     return out, report
 
 
+# --- the model client: one per run and process, shared by every batch -------------------------
+
+_clients: dict[str, ModelClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_key(config: Config) -> str:
+    return f"{config.config_hash()}:{config.cache_path()}:{config.cache.mode}"
+
+
+def model_client(config: Config) -> ModelClient:
+    """The run's client: its per-endpoint concurrency bound holds across all concurrent batches."""
+    key = _client_key(config)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = ModelClient(list(config.endpoints.values()), cache_dir=config.cache_path(),
+                                        cache_mode=config.cache.mode)
+        return _clients[key]
+
+
+def close_model_client(config: Config) -> dict | None:
+    """Close the run's client and return its accounting (None if no model was called)."""
+    with _clients_lock:
+        client = _clients.pop(_client_key(config), None)
+    if client is None:
+        return None
+    accounting = client.accounting()
+    client.close()
+    return accounting
+
+
 # --- generate ---------------------------------------------------------------------------------
 
 
@@ -137,17 +170,30 @@ def generate_batch(config: Config, slots_path: str, out_path: str) -> tuple[str,
     from generators.plan import Slot
 
     started = time.perf_counter()
-    bank = seed_bank()
     slots = [Slot(**row) for row in pq.read_table(slots_path).to_pylist()]
     config_hash, version = config.config_hash(), code_version()
-    records = [
-        bank.generate(slot, seed=config.plan.seed, config_hash=config_hash, code_version=version)
-        for slot in slots
-    ]
+    dropped: dict[str, int] = {}
+    if config.generate.generator == "llm":
+        from generators.llm import LLMGenerator
+
+        settings = config.generate
+        generator = LLMGenerator(
+            model_client(config), settings.endpoint, candidates_per_call=settings.candidates_per_call,
+            temperature=settings.temperature, few_shot=settings.few_shot,
+            avoid_recent=settings.avoid_recent, structured=settings.structured)
+        records, stats = generator.generate(slots, seed=config.plan.seed, config_hash=config_hash,
+                                            code_version=version)
+        dropped = dict(stats.dropped)
+        note = f"llm via endpoint {settings.endpoint!r} ({config.endpoints[settings.endpoint].model})"
+    else:
+        bank = seed_bank()
+        records = [bank.generate(slot, seed=config.plan.seed, config_hash=config_hash, code_version=version)
+                   for slot in slots]
+        note = "seed bank"
     write_records(records, Path(out_path))
-    progress.advance("generate", len(records))
+    progress.advance("generate", len(slots))
     return out_path, StageReport("generate", True, entered=len(slots), kept=len(records),
-                                 seconds=time.perf_counter() - started)
+                                 dropped=dropped, seconds=time.perf_counter() - started, note=note)
 
 
 # --- dedup ------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mossforge.client import EndpointConfig
 from mossforge.schema import STIMULUS_TYPES, StimulusType
 
 
@@ -49,9 +50,21 @@ class PlanSection(_Section):
 
 
 class GenerateSection(_Section):
-    # The LLM generator (an endpoint name) arrives with the model-client issue.
-    generator: Literal["seedbank"] = "seedbank"
-    batch_size: int = Field(256, ge=1, le=100_000)
+    generator: Literal["seedbank", "llm"] = "seedbank"
+    endpoint: Optional[str] = None  # for "llm": a name declared under [endpoints]
+    batch_size: int = Field(256, ge=1, le=100_000)  # slots per generate task
+    candidates_per_call: int = Field(4, ge=1, le=50)
+    temperature: Optional[float] = Field(1.0, ge=0.0, le=2.0)  # None: the endpoint's params decide
+    few_shot: int = Field(3, ge=0, le=20)  # seed-bank examples shown in each prompt
+    avoid_recent: int = Field(8, ge=0, le=100)  # recent accepted questions the model must not repeat
+    structured: bool = True  # response_format json_schema; false for servers that lack it
+
+
+class CacheSection(_Section):
+    """The model-call cache: a re-run, or a resumed run, repeats no model call."""
+
+    dir: Optional[str] = None  # default: <run.work_dir>/model-cache
+    mode: Literal["use", "refresh", "off"] = "use"
 
 
 class ReferenceFile(_Section):
@@ -101,6 +114,8 @@ class Config(_Section):
     generate: GenerateSection = Field(default_factory=GenerateSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
     render: RenderSection = Field(default_factory=RenderSection)
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
+    cache: CacheSection = Field(default_factory=CacheSection)
     # Stages wired in now, given models by later issues. Until then they must stay empty and the
     # stages are recorded as not run; a non-empty list is an error, never silently skipped.
     targets: list[dict[str, Any]] = Field(default_factory=list)
@@ -117,9 +132,41 @@ class Config(_Section):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_endpoints(cls, data: Any) -> Any:
+        """`[endpoints.NAME]` tables get their `name` from the key."""
+        if isinstance(data, dict) and isinstance(data.get("endpoints"), dict):
+            data = {**data, "endpoints": {
+                key: ({"name": key, **value} if isinstance(value, dict) else value)
+                for key, value in data["endpoints"].items()
+            }}
+        return data
+
+    @model_validator(mode="after")
+    def _endpoint_declared(self) -> "Config":
+        if self.generate.generator == "llm":
+            name = self.generate.endpoint
+            if not name:
+                raise ValueError("generate.endpoint: the llm generator needs an endpoint name")
+            if name not in self.endpoints:
+                declared = ", ".join(sorted(self.endpoints)) or "none"
+                raise ValueError(f"generate.endpoint: {name!r} is not declared under [endpoints] "
+                                 f"(declared: {declared})")
+        return self
+
     def content_dict(self) -> dict[str, Any]:
-        """The settings that change what is produced (everything but `run`)."""
-        return self.model_dump(mode="json", exclude={"run"})
+        """The settings that change what is produced. Not `run` (where and how fast) nor `cache`
+        (a cache hit returns what the call returned), nor an endpoint's limits and prices."""
+        data = self.model_dump(mode="json", exclude={"run", "cache"})
+        for endpoint in data["endpoints"].values():
+            for key in ("max_concurrency", "rpm", "tpm", "timeout_s", "max_retries",
+                        "price_per_1k_input", "price_per_1k_output", "api_key_env"):
+                endpoint.pop(key, None)
+        return data
+
+    def cache_path(self) -> Path:
+        return Path(self.cache.dir) if self.cache.dir else self.run.work_path() / "model-cache"
 
     def config_hash(self) -> str:
         canonical = json.dumps(self.content_dict(), sort_keys=True, separators=(",", ":"))
@@ -129,13 +176,13 @@ class Config(_Section):
 def _format_errors(error: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif "input" in item and item["type"] not in ("missing", "value_error"):
             message = f"{message} (got {item['input']!r})"
-        lines.append(f"  {key}: {message}")
+        lines.append(f"  {key}: {message}" if key else f"  {message}")  # top-level messages name their key
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def _planted(n, dim=64, pairs=300, seed=0):
     return base, originals, copies
 
 
-def test_scale_path_ivf_matches_exact_on_planted_duplicates():
+def test_scale_path_hnsw_matches_exact_on_planted_duplicates():
     emb, originals, copies = _planted(6000)
     texts = [f"t{i}" for i in range(len(emb))]
     exact = find_duplicates(texts, 0.9, embeddings=emb, exact_limit=10**9)

@@ -128,3 +128,39 @@ def test_bad_reference_file_fails_with_the_key(prefect_harness, tmp_path):
     config = small_config(tmp_path, **{"dedup.reference_files": [{"path": str(tmp_path / "none.csv")}]})
     with pytest.raises(ConfigError, match="dedup.reference_files"):
         build_dataset(config=config)
+
+
+def test_cli_run_prints_the_version_path(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config = tmp_path / "small.toml"
+    config.write_text(f"""
+[dataset]
+name = "clitest"
+[render]
+size = 96
+[run]
+work_dir = "{tmp_path / 'work'}"
+""")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--per-type", "2",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    printed = Path(result.stdout.strip().splitlines()[-1])
+    assert printed.parent == tmp_path / "out" / "clitest"
+    assert (printed / "manifest.json").is_file()
+    assert "not_run" in result.stderr and "published" in result.stderr
+
+
+def test_cli_run_rejects_a_bad_config_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config = tmp_path / "bad.toml"
+    config.write_text("[plan]\nper_tpye = 3\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "plan.per_tpye: unknown key" in result.output
+    assert not (tmp_path / "out").exists()
