@@ -88,7 +88,8 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     `fresh` recomputes every stage instead of reusing cached results.
     """
     cfg = config_from_dict(config or {})
-    config = cfg.model_dump(mode="json")
+    # What tasks receive is part of their cache key: leave out what cannot change a result.
+    config = cfg.model_dump(mode="json", exclude={"run": {"max_workers"}})
     work = cfg.run.work_path()
     run_dir = work / cfg.config_hash()
     image_root = str(work / "images")

@@ -30,6 +30,8 @@ def run(
     per_type: Optional[int] = typer.Option(None, "--per-type", "-n", help="Candidates to plan per stimulus type."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where versions are published (default: outputs/)."),
     fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage instead of reusing cached results."),
+    cache: Optional[str] = typer.Option(None, "--cache", help="Model-call cache: use, refresh (re-ask and "
+                                        "overwrite) or off (default: the config's cache.mode)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
 ) -> None:
     """Run the build_dataset flow and print the path of the version it published."""
@@ -38,6 +40,8 @@ def run(
         overrides["plan.per_type"] = per_type
     if out is not None:
         overrides["run.out_dir"] = str(out)
+    if cache is not None:
+        overrides["cache.mode"] = cache
     try:
         cfg = load_config(config, overrides)  # validated before any work starts
     except ConfigError as error:
