@@ -18,11 +18,19 @@ How it works:
   none is sent. Either way the answer is parsed tolerantly (code fences, prose around the JSON, a bare
   list or a single object) and every candidate is validated on its own: a bad one is dropped and
   counted by reason, never the batch.
+- **One repair round-trip** per call (`repair=True`, the default): when an answer is unusable as a
+  whole (malformed JSON, empty, truncated with no complete candidate, no candidate list) or some of
+  its candidates are (missing fields, wrong types, no candidate, cut off), one follow-up request in
+  the same conversation (the original messages, the model's answer, then a user message stating what
+  was wrong) asks for corrected candidates for just the affected slots. What it recovers is accepted
+  as usual (counted in `repaired`); what still fails is dropped with its ORIGINAL reason. Refusals,
+  content-filter finishes and failed calls are never repaired, and nothing is repaired twice.
 - **Quality gates** drop, with a counted reason, what would be useless downstream (see `_gate`).
 - **Deterministic and cached**: every call's request is a pure function of (slots, seed, templates,
   the run's earlier accepted questions), and carries a `seed` parameter derived from (seed, call
   index); the client's disk cache is keyed on the whole request, so a re-run makes no HTTP calls
-  and yields identical records.
+  and yields identical records. A repair request is a pure function of the call's request and its
+  (cached) first answer, so it is cached too.
 
 Plain Python: no Prefect here.
 """
@@ -302,9 +310,13 @@ class _OutCandidate(_Lenient):
 
 
 class _Unparsed(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    """Why an answer yields no candidate list: `reason` (counted), `detail` (the answer's opening, for
+    the drop sample) and `hint` (what was wrong, said to the model in a repair request)."""
+
+    def __init__(self, reason: str, detail: str, hint: str = "") -> None:
         super().__init__(detail)
         self.reason = reason
+        self.hint = hint or detail
 
 
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|javascript)?[ \t]*\n?(.*?)```", re.S)
@@ -393,17 +405,19 @@ def parse_answer(text: Optional[str]) -> list[Any]:
     stripped = text.strip()
     attempts = [m.group(1) for m in _FENCE.finditer(stripped)] + [stripped]
     values: list[Any] = []
+    error: Optional[str] = None  # the JSON error of the first attempt (the fenced JSON, if any)
     for attempt in attempts:
         try:
             values = [_loads(attempt.strip())]
-        except ValueError:
+        except ValueError as exc:
+            error = error or str(exc)
             values = _json_values(attempt)
         if values:
             break
     if not values:
         if looks_like_refusal(stripped):
             raise _Unparsed("model_refused", stripped[:200])
-        raise _Unparsed("malformed_json", stripped[:200])
+        raise _Unparsed("malformed_json", stripped[:200], f"it is not valid JSON ({error})")
     wrapped = [found for v in values if (found := _candidate_list(v)) is not None]
     if wrapped:
         return max(wrapped, key=len)
@@ -412,7 +426,8 @@ def parse_answer(text: Optional[str]) -> list[Any]:
         return singles
     if looks_like_refusal(stripped):
         raise _Unparsed("model_refused", stripped[:200])
-    raise _Unparsed("schema_invalid", f"no candidate list in the answer: {stripped[:200]}")
+    raise _Unparsed("schema_invalid", f"no candidate list in the answer: {stripped[:200]}",
+                    'it has no candidate list (expected {"candidates": [...]})')
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -420,6 +435,18 @@ def _validation_reason(exc: ValidationError) -> str:
     with the wrong type or value."""
     missing = any(e["type"] == "missing" or e.get("input", "") is None for e in exc.errors())
     return "schema_invalid" if missing else "wrong_type_fields"
+
+
+_CLASS_NAME = re.compile(r" or instance of \w+")  # pydantic names this module's classes
+
+
+def _validation_summary(exc: ValidationError, limit: int = 3) -> str:
+    """The first errors, short: "3 error(s): question: Field required; flags.has_text: ..." """
+    errors = exc.errors()
+    parts = [f"{'.'.join(map(str, e['loc'])) or 'candidate'}: {_CLASS_NAME.sub('', e['msg'])}"
+             for e in errors[:limit]]
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return f"{len(errors)} error(s): " + "; ".join(parts) + more
 
 
 # -- statistics --------------------------------------------------------------------------------
@@ -430,15 +457,19 @@ class GenerationStats:
 
     Every requested candidate ends either accepted or dropped with one reason, so
     `accepted + sum(dropped.values()) == requested`. Candidates a model wrote beyond its slots are
-    counted in `extra` and otherwise ignored.
+    counted in `extra` and otherwise ignored. `calls`, `cache_hits` and `failed_calls` count every
+    chat call, repair calls included; `repair_calls` counts those, and `repaired` the accepted
+    candidates that came from a repair (so `repaired <= accepted`).
     """
 
-    calls: int = 0  # chat calls asked of the client (cached ones included)
+    calls: int = 0  # chat calls asked of the client (cached ones and repairs included)
     cache_hits: int = 0
     failed_calls: int = 0
     requested: int = 0
     accepted: int = 0
     extra: int = 0
+    repair_calls: int = 0  # follow-up requests asking for corrected candidates
+    repaired: int = 0  # accepted candidates recovered by a repair call
     dropped: Counter = field(default_factory=Counter)
     drop_samples: dict[str, str] = field(default_factory=dict)  # reason -> the first detail seen
 
@@ -450,7 +481,8 @@ class GenerationStats:
             self.drop_samples[reason] = detail[:300]
 
     def add(self, other: "GenerationStats") -> "GenerationStats":
-        for name in ("calls", "cache_hits", "failed_calls", "requested", "accepted", "extra"):
+        for name in ("calls", "cache_hits", "failed_calls", "requested", "accepted", "extra",
+                     "repair_calls", "repaired"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dropped.update(other.dropped)
         for reason, detail in other.drop_samples.items():
@@ -464,6 +496,7 @@ class GenerationStats:
         return {"calls": self.calls, "cache_hits": self.cache_hits, "failed_calls": self.failed_calls,
                 "requested": self.requested, "accepted": self.accepted,
                 "dropped_total": sum(self.dropped.values()), "extra": self.extra,
+                "repair_calls": self.repair_calls, "repaired": self.repaired,
                 "dropped": dict(sorted(self.dropped.items())),
                 "drop_samples": dict(sorted(self.drop_samples.items()))}
 
@@ -493,6 +526,55 @@ class _Call:
     messages: list[dict] = field(default_factory=list)
 
 
+# Reasons a repair call may fix: an unusable answer as a whole, or a broken or absent candidate.
+# Refusals (model_refused, content filter), failed calls and the quality gates are not repaired.
+REPAIRABLE_REASONS = frozenset({"malformed_json", "empty_response", "truncated", "schema_invalid",
+                                "wrong_type_fields", "missing_candidate"})
+
+_REPAIR_USER = """\
+$problems
+
+Write corrected candidates for the slot(s) listed between <slots> and </slots> only: one candidate \
+per slot, keeping its slot number, with every field of the required format. Answer with the JSON \
+object only: {"candidates": [one candidate per slot, in slot order]}.
+
+<slots>
+$slots
+</slots>
+"""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a slot got no record: `reason` and `detail` for the stats, `hint` for a repair prompt."""
+
+    reason: str
+    detail: str = ""
+    hint: str = ""
+
+
+@dataclass
+class _Outcome:
+    """What one answer yields for some of a call's slots, before anything is counted.
+
+    Either `whole` (the answer yields nothing for any slot, and why) or `slots` (slot index in the
+    call -> record or failure, for the slots asked about); `extra` counts candidates beyond them.
+    """
+
+    answer: ChatResult | ChatFailure
+    whole: Optional[_Failure] = None
+    slots: dict[int, Candidate | _Failure] = field(default_factory=dict)
+    extra: int = 0
+
+    def result(self, index: int) -> Candidate | _Failure:
+        return self.whole if self.whole is not None else self.slots[index]
+
+    def to_repair(self, indices: list[int]) -> list[int]:
+        """The slots (of `indices`) whose failure a repair call may fix."""
+        return [i for i in indices
+                if isinstance(failure := self.result(i), _Failure) and failure.reason in REPAIRABLE_REASONS]
+
+
 class LLMGenerator:
     """Candidates from a chat model, through the shared `ModelClient` (see the module docstring).
 
@@ -500,13 +582,13 @@ class LLMGenerator:
     the tolerant parse does the work. `calls_per_wave` fixes how many calls run concurrently between
     updates of the avoid-list; it is part of what makes requests deterministic, so it is a fixed
     number, not the endpoint's concurrency. `temperature=None` or `max_tokens=None` leave those to
-    the endpoint's params.
+    the endpoint's params. `repair=False` turns the repair round-trip off (see the module docstring).
     """
 
     def __init__(self, client: ModelClient, endpoint: str, *, candidates_per_call: int = 4,
                  temperature: Optional[float] = 1.0, few_shot: int = 3, avoid_recent: int = 8,
                  bank: Optional["SeedBank"] = None, structured: bool = True, calls_per_wave: int = 8,
-                 max_tokens: Optional[int] = None,
+                 max_tokens: Optional[int] = None, repair: bool = True,
                  templates: Optional[dict[str, PromptTemplate]] = None) -> None:
         if candidates_per_call < 1:
             raise ValueError("candidates_per_call must be at least 1")
@@ -526,6 +608,7 @@ class LLMGenerator:
         self.structured = structured
         self.calls_per_wave = calls_per_wave
         self.max_tokens = max_tokens
+        self.repair = repair
         self._bank = bank
         self._templates = {**default_templates(), **(templates or {})}
         for stimulus_type, template in self._templates.items():
@@ -556,6 +639,8 @@ class LLMGenerator:
         so every request (and so every cache key) is the same on a re-run, whatever order the
         answers of a wave arrive in. (One caveat: a call that failed is not cached, so if it
         succeeds on a re-run, the avoid-lists of later waves, and with them their requests, change.)
+        A call's repair, if it needs one, runs right after it, in the same wave: its request is built
+        from the call's request and answer only.
         """
         stats = GenerationStats(requested=len(slots))
         calls = self._plan_calls(slots, seed)
@@ -569,15 +654,18 @@ class LLMGenerator:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mossforge-llm") as pool:
             # Deterministic waves (for the cache): all prompts of a wave are built before any of its
             # calls is sent, from the questions accepted in earlier waves only; the wave's calls then
-            # run concurrently, and their answers are folded in in call order, not arrival order.
+            # run concurrently (each with its repair, if any), and their outcomes are folded in in call
+            # order, not arrival order.
+            def run_call(call: _Call) -> tuple[_Outcome, Optional[_Outcome]]:
+                return self._run_call(call, stage, seed, config_hash, code_version)
+
             for start in range(0, len(calls), self.calls_per_wave):
                 wave = calls[start:start + self.calls_per_wave]
                 for call in wave:  # prompts first, from the state before the wave
                     call.messages = self._messages(call, recent[call.stimulus_type])
-                answers = list(pool.map(lambda c: self._ask(c, stage), wave))
-                for call, answer in zip(wave, answers):  # then results, in call order
-                    for position, record in self._realise(call, answer, stats, seed, config_hash,
-                                                           code_version):
+                outcomes = list(pool.map(run_call, wave))
+                for call, (first, repair) in zip(wave, outcomes):  # then results, in call order
+                    for position, record, repaired in self._fold(call, first, repair, stats):
                         question_key = (record.stimulus_type, _norm_question(record.question))
                         if record.id in seen_ids or question_key in seen_questions:
                             stats.drop("duplicate_in_run", detail=record.question)
@@ -585,6 +673,7 @@ class LLMGenerator:
                         seen_ids.add(record.id)
                         seen_questions.add(question_key)
                         accepted[position] = record
+                        stats.repaired += int(repaired)
                         recent[record.stimulus_type].append(record.question)
         stats.accepted = len(accepted)
         return [accepted[p] for p in sorted(accepted)], stats
@@ -658,86 +747,155 @@ class LLMGenerator:
             slots="\n".join(self._slot_line(i, slot) for i, (_, slot) in enumerate(call.slots, 1)),
         )
 
-    def _ask(self, call: _Call, stage: str) -> ChatResult | ChatFailure:
-        params: dict[str, Any] = {"seed": call.seed}
+    def _ask(self, messages: list[dict], seed: int, stage: str) -> ChatResult | ChatFailure:
+        params: dict[str, Any] = {"seed": seed}
         if self.temperature is not None:
             params["temperature"] = self.temperature
         if self.max_tokens is not None:
             params["max_tokens"] = self.max_tokens
         # chat_many takes one set of params for all its requests; each call has its own seed, so
         # each call is its own chat_many (a failure comes back as a value), run from a thread pool.
-        [answer] = self.client.chat_many(self.endpoint, [call.messages], stage=stage,
+        [answer] = self.client.chat_many(self.endpoint, [messages], stage=stage,
                                          response_format=response_format() if self.structured else None,
                                          **params)
         return answer
 
+    def _run_call(self, call: _Call, stage: str, seed: int, config_hash: Optional[str],
+                  code_version: Optional[str]) -> tuple[_Outcome, Optional[_Outcome]]:
+        """Ask a call's request, then (if needed and enabled) its one repair: both outcomes.
+
+        Runs in a worker thread: it only asks and evaluates, and counts nothing (see `_fold`)."""
+        every = list(range(len(call.slots)))
+        first = self._evaluate(call, self._ask(call.messages, call.seed, stage), every, seed, config_hash,
+                               code_version)
+        todo = first.to_repair(every) if self.repair else []
+        if not todo:
+            return first, None
+        assert isinstance(first.answer, ChatResult)  # failed calls and refusals are not repairable
+        messages = self._repair_messages(call, first, todo)
+        return first, self._evaluate(call, self._ask(messages, call.seed, stage), todo, seed, config_hash,
+                                     code_version)
+
+    def _repair_messages(self, call: _Call, first: _Outcome, todo: list[int]) -> list[dict]:
+        """The repair request: the call's conversation, the model's answer, then what was wrong and
+        which slots to write again. A pure function of the call's request and its first answer."""
+        assert isinstance(first.answer, ChatResult)
+        if first.whole is not None:
+            problems = f"Your answer above cannot be used: {first.whole.hint}"
+        else:
+            lines = []
+            for i in todo:
+                failure = first.result(i)
+                assert isinstance(failure, _Failure)
+                lines.append(f"- slot {i + 1}: {failure.hint[:240]}")
+            problems = "Some candidates in your answer above are invalid:\n" + "\n".join(lines)
+        user = string.Template(_REPAIR_USER).substitute(
+            problems=problems,
+            slots="\n".join(self._slot_line(i + 1, call.slots[i][1]) for i in todo))
+        return [*call.messages, {"role": "assistant", "content": first.answer.text or ""},
+                {"role": "user", "content": user}]
+
     # -- answers -> records ------------------------------------------------------------------
 
-    def _realise(self, call: _Call, answer: ChatResult | ChatFailure, stats: GenerationStats, seed: int,
-                 config_hash: Optional[str], code_version: Optional[str]) -> list[tuple[int, Candidate]]:
-        """The call's valid records as (slot position, record); everything else counted in `stats`."""
-        n = len(call.slots)
-        stats.calls += 1
+    def _evaluate(self, call: _Call, answer: ChatResult | ChatFailure, indices: list[int], seed: int,
+                  config_hash: Optional[str], code_version: Optional[str]) -> _Outcome:
+        """What `answer` yields for the call's slots `indices` (positions in `call.slots`)."""
         if isinstance(answer, ChatFailure) or not answer.ok:
-            stats.failed_calls += 1
-            stats.drop(f"call_failed:{getattr(answer, 'kind', 'error')}", n, getattr(answer, "message", ""))
-            return []
-        if answer.cached:
-            stats.cache_hits += 1
+            message = getattr(answer, "message", "")
+            return _Outcome(answer, _Failure(f"call_failed:{getattr(answer, 'kind', 'error')}", message))
         if answer.refusal:
-            stats.drop("model_refused", n, answer.refusal)
-            return []
+            return _Outcome(answer, _Failure("model_refused", answer.refusal))
         if answer.finish_reason == "content_filter":
-            stats.drop("model_refused", n, f"finish_reason=content_filter: {(answer.text or '')[:200]}")
-            return []
+            return _Outcome(answer, _Failure(
+                "model_refused", f"finish_reason=content_filter: {(answer.text or '')[:200]}"))
+        cut_off = answer.finish_reason == "length"
         try:
             items = parse_answer(answer.text)
         except _Unparsed as exc:
-            reason = exc.reason
-            if answer.finish_reason == "length" and reason in ("malformed_json", "schema_invalid"):
+            reason, hint = exc.reason, exc.hint
+            if cut_off and reason in ("malformed_json", "schema_invalid"):
                 reason = "truncated"
-            stats.drop(reason, n, str(exc))
-            return []
+                hint = ("it was cut off (finish_reason=length) before the JSON was complete; keep every "
+                        "text short so that the whole answer fits")
+            elif reason == "empty_response":
+                hint = "it is empty"
+            return _Outcome(answer, _Failure(reason, str(exc), hint))
 
-        # Assign items to slots: by their slot number where it is valid, else to the first slot still
-        # without one. Per slot the first valid item wins; later ones are `extra`.
-        assigned: dict[int, list[Any]] = {i: [] for i in range(n)}
+        # Assign items to slots: by their slot number where it is one of `indices`, else to the first
+        # of them still without one. Per slot the first valid item wins; later ones are `extra`.
+        outcome = _Outcome(answer)
+        assigned: dict[int, list[Any]] = {i: [] for i in indices}
         unnumbered = []
         for item in items:
             number = item.get("slot") if isinstance(item, dict) else None
-            if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= n:
-                assigned[number - 1].append(item)
+            if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= len(call.slots):
+                if number - 1 in assigned:
+                    assigned[number - 1].append(item)
+                else:  # a slot not asked about (in a repair answer)
+                    outcome.extra += 1
             else:
                 unnumbered.append(item)
         for item in unnumbered:
-            free = next((i for i in range(n) if not assigned[i]), None)
+            free = next((i for i in indices if not assigned[i]), None)
             if free is None:
-                stats.extra += 1
+                outcome.extra += 1
             else:
                 assigned[free].append(item)
 
-        out: list[tuple[int, Candidate]] = []
-        for i, (position, slot) in enumerate(call.slots):
-            first_reason: Optional[tuple[str, str]] = None
+        for i in indices:
+            slot = call.slots[i][1]
+            first_failure: Optional[_Failure] = None
             record = None
             for item in assigned[i]:
                 if record is not None:
-                    stats.extra += 1
+                    outcome.extra += 1
                     continue
-                outcome = self._record(item, slot, seed, config_hash, code_version)
-                if isinstance(outcome, Candidate):
-                    record = outcome
-                elif first_reason is None:
-                    first_reason = outcome
+                result = self._record(item, slot, seed, config_hash, code_version)
+                if isinstance(result, Candidate):
+                    record = result
+                elif first_failure is None:
+                    first_failure = _Failure(*result, hint=result[1])
             if record is not None:
-                out.append((position, record))
-            elif first_reason is not None:
-                reason, detail = first_reason
-                stats.drop(reason, detail=detail)
-            elif answer.finish_reason == "length":  # cut off before this slot's candidate
-                stats.drop("truncated", detail=f"answer cut off before slot {slot.key}")
+                outcome.slots[i] = record
+            elif first_failure is not None:
+                outcome.slots[i] = first_failure
+            elif cut_off:  # cut off before this slot's candidate
+                outcome.slots[i] = _Failure("truncated", f"answer cut off before slot {slot.key}",
+                                            "the answer was cut off before this slot's candidate")
             else:
-                stats.drop("missing_candidate", detail=f"no candidate for slot {slot.key}")
+                outcome.slots[i] = _Failure("missing_candidate", f"no candidate for slot {slot.key}",
+                                            "the answer has no candidate for this slot")
+        return outcome
+
+    @staticmethod
+    def _count_answer(answer: ChatResult | ChatFailure, stats: GenerationStats) -> None:
+        stats.calls += 1
+        if isinstance(answer, ChatFailure) or not answer.ok:
+            stats.failed_calls += 1
+        elif answer.cached:
+            stats.cache_hits += 1
+
+    def _fold(self, call: _Call, first: _Outcome, repair: Optional[_Outcome],
+              stats: GenerationStats) -> list[tuple[int, Candidate, bool]]:
+        """The call's valid records as (slot position, record, from the repair); everything else
+        counted in `stats`. A slot the repair did not fix is dropped with its first answer's reason."""
+        self._count_answer(first.answer, stats)
+        stats.extra += first.extra
+        if repair is not None:
+            self._count_answer(repair.answer, stats)
+            stats.repair_calls += 1
+            stats.extra += repair.extra
+        out: list[tuple[int, Candidate, bool]] = []
+        for i, (position, _) in enumerate(call.slots):
+            result = first.result(i)
+            if isinstance(result, Candidate):
+                out.append((position, result, False))
+                continue
+            fixed = repair.slots.get(i) if repair is not None else None
+            if isinstance(fixed, Candidate):
+                out.append((position, fixed, True))
+            else:
+                stats.drop(result.reason, detail=result.detail)
         return out
 
     def _record(self, item: Any, slot: Slot, seed: int, config_hash: Optional[str],
@@ -748,8 +906,7 @@ class LLMGenerator:
         try:
             out = _OutCandidate.model_validate(item)
         except ValidationError as exc:
-            return _validation_reason(exc), f"{exc.error_count()} error(s): {exc.errors()[0]['loc']}: " \
-                                            f"{exc.errors()[0]['msg']}"
+            return _validation_reason(exc), _validation_summary(exc)
         stimulus_type = slot.stimulus_type  # the slot's, whatever the model says
         question = _clean(out.question)
         image_description = _clean(out.image_description)

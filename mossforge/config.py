@@ -58,6 +58,7 @@ class GenerateSection(_Section):
     few_shot: int = Field(3, ge=0, le=20)  # seed-bank examples shown in each prompt
     avoid_recent: int = Field(8, ge=0, le=100)  # recent accepted questions the model must not repeat
     structured: bool = True  # response_format json_schema; false for servers that lack it
+    repair: bool = True  # one follow-up request to fix an unusable answer before dropping it
 
 
 class CacheSection(_Section):

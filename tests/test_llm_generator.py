@@ -52,6 +52,15 @@ def request_slots(request: Request) -> list[dict]:
     return [json.loads(line) for line in block(user, "slots").splitlines()]
 
 
+def is_repair(request: Request) -> bool:
+    """A repair request: the conversation goes on after the model's (assistant) answer."""
+    return any(m["role"] == "assistant" for m in request.body["messages"])
+
+
+def repairs(server) -> list[Request]:
+    return [r for r in server.requests if is_repair(r)]
+
+
 def good_candidate(stimulus_type: str, slot: dict, tag: str) -> dict[str, Any]:
     """A valid candidate for a slot; `tag` keeps questions of different calls distinct."""
     n, trigger = slot["slot"], slot["trigger_element"]
@@ -241,6 +250,7 @@ def test_model_refusals_are_counted(server, bank, reply):
     records, stats = run(server, bank, slots_of(bank, {ER: 2, CI: 3}))
     assert stats.dropped == Counter({"model_refused": 3})
     assert stats.accepted == len(records) == 2
+    assert stats.repair_calls == 0 and len(server.requests) == 2  # a refusal is not repaired
     assert_balanced(stats)
 
 
@@ -265,26 +275,32 @@ def test_one_bad_candidate_drops_only_itself(server, bank, bend, reason):
     records, stats = run(server, bank, slots, candidates_per_call=4, structured=False)
     assert stats.dropped == Counter({reason: 1})
     assert [r.question.split("-")[-1] for r in records] == ["1.", "3.", "4."]
+    assert stats.repair_calls == 1 and stats.repaired == 0  # the repair answer is just as bad
     assert_balanced(stats)
 
 
 def test_a_candidate_that_is_not_an_object_is_schema_invalid(server, bank):
     server.set_script(Writer(render=lambda cs, _: json.dumps({"candidates": [cs[0], "oops", cs[2]]})))
-    records, stats = run(server, bank, slots_of(bank, {ER: 3}), structured=False)
+    records, stats = run(server, bank, slots_of(bank, {ER: 3}), structured=False, repair=False)
     assert stats.accepted == 2 and stats.dropped == Counter({"schema_invalid": 1})
 
 
-def test_missing_and_extra_candidates_are_counted(server, bank):
+@pytest.mark.parametrize("repair", [False, True])
+def test_missing_and_extra_candidates_are_counted(server, bank, repair):
     def render(cs, request):
         if request_type(request) == ER:
-            return json.dumps({"candidates": cs[:2]})  # one short
+            return json.dumps({"candidates": cs[:2]})  # one short (the repair asks for that one alone)
         extra = dict(cs[0], slot=None, question="How can I silence it, one more time?")
         return json.dumps({"candidates": cs + [extra]})  # one too many
 
     server.set_script(Writer(render=render))
-    records, stats = run(server, bank, slots_of(bank, {ER: 3, CI: 3}))
-    assert stats.dropped == Counter({"missing_candidate": 1})
-    assert stats.extra == 1 and stats.accepted == 5
+    records, stats = run(server, bank, slots_of(bank, {ER: 3, CI: 3}), repair=repair)
+    assert stats.extra == 1
+    if repair:
+        assert not stats.dropped and stats.accepted == 6 and stats.repaired == stats.repair_calls == 1
+        assert [s["slot"] for s in request_slots(repairs(server)[0])] == [3]
+    else:
+        assert stats.dropped == Counter({"missing_candidate": 1}) and stats.accepted == 5
     assert_balanced(stats)
 
 
@@ -337,6 +353,7 @@ def test_quality_gates_drop_with_a_reason(server, bank, stimulus_type, bend, rea
     server.set_script(Writer(mutate))
     records, stats = run(server, bank, slots_of(bank, {stimulus_type: 2}), structured=False)
     assert stats.dropped == Counter({reason: 1}) and stats.accepted == 1
+    assert not repairs(server)  # quality gates are not repaired
 
 
 def test_negated_harm_contrast_question_defaults_to_the_question(server, bank):
@@ -373,7 +390,116 @@ def test_a_failing_call_is_counted_and_the_others_continue(server, bank):
     records, stats = run(server, bank, slots_of(bank, {ER: 3, NH: 5, CI: 2}))
     assert stats.dropped == Counter({"call_failed:bad_request": 5})
     assert stats.failed_calls == 2 and stats.calls == 4
+    assert stats.repair_calls == 0 and not repairs(server)  # a failed call is not repaired
     assert stats.accepted == len(records) == 5
+    assert_balanced(stats)
+
+
+# -- repair ------------------------------------------------------------------------------------
+
+GARBAGE = '{"candidates": [{"slot": 1, "question": "Plan a picnic here" "oops"}]}'
+
+
+def garbage(request: Request) -> Reply:
+    return ok(GARBAGE)
+
+
+def wrong_slot_2(request: Request) -> Reply:
+    return Writer(lambda t, c: dict(c, question=42) if c["slot"] == 2 else c)(request)
+
+
+def first_and_repair(first: Callable[[Request], Reply], repair: Callable[[Request], Reply]):
+    return lambda request: repair(request) if is_repair(request) else first(request)
+
+
+def test_malformed_json_is_repaired_in_the_same_conversation(server, bank):
+    writer = Writer()
+    server.set_script(first_and_repair(lambda r: garbage(r) if request_type(r) == ER else writer(r), writer))
+    records, stats = run(server, bank, slots_of(bank, {ER: 3, CI: 2}))
+    assert stats.accepted == len(records) == 5 and not stats.dropped
+    assert stats.repair_calls == 1 and stats.repaired == 3
+    assert stats.calls == len(server.requests) == 3
+    assert [r.stimulus_type for r in records] == [ER] * 3 + [CI] * 2
+
+    [repair] = repairs(server)
+    [original] = [r for r in server.requests if not is_repair(r) and request_type(r) == ER]
+    messages = repair.body["messages"]
+    assert len(messages) == 4 and messages[:2] == original.body["messages"]
+    assert messages[2] == {"role": "assistant", "content": GARBAGE}
+    assert messages[3]["role"] == "user"
+    assert "not valid JSON (Expecting ',' delimiter" in messages[3]["content"]  # the parse error itself
+    assert [s["slot"] for s in request_slots(repair)] == [1, 2, 3]
+    for key in ("seed", "temperature", "response_format"):
+        assert repair.body[key] == original.body[key]
+    assert_balanced(stats)
+
+
+def test_one_schema_invalid_candidate_is_repaired_alone(server, bank):
+    def mutate(stimulus_type, c):
+        if c["slot"] == 2:
+            del c["image_description"]
+        return c
+
+    server.set_script(first_and_repair(Writer(mutate), Writer()))
+    records, stats = run(server, bank, slots_of(bank, {NH: 4}), candidates_per_call=4)
+    assert stats.accepted == 4 and not stats.dropped
+    assert stats.repair_calls == 1 and stats.repaired == 1
+    assert [r.question.split("-")[-1] for r in records] == ["1.", "2.", "3.", "4."]
+    [repair] = repairs(server)
+    assert [s["slot"] for s in request_slots(repair)] == [2]  # just the broken slot
+    assert "slot 2: 1 error(s): image_description: Field required" in messages_of(repair)[1]
+
+
+@pytest.mark.parametrize("first, again, dropped, failed", [
+    pytest.param(garbage, garbage, {"malformed_json": 3}, 0, id="garbage-twice"),
+    pytest.param(wrong_slot_2, wrong_slot_2, {"wrong_type_fields": 1}, 0, id="invalid-twice"),
+    pytest.param(garbage, lambda r: ok(refusal="I'm sorry, I can't help."), {"malformed_json": 3}, 0,
+                 id="repair-refused"),
+    pytest.param(garbage, lambda r: error(400, "no"), {"malformed_json": 3}, 1, id="repair-call-failed"),
+])
+def test_a_failed_repair_drops_with_the_original_reason_and_is_not_repeated(server, bank, first, again,
+                                                                             dropped, failed):
+    server.set_script(first_and_repair(first, again))
+    records, stats = run(server, bank, slots_of(bank, {ER: 3}))
+    assert stats.dropped == Counter(dropped)
+    assert stats.accepted == len(records) == 3 - sum(dropped.values())
+    assert stats.repair_calls == len(repairs(server)) == 1 and len(server.requests) == stats.calls == 2
+    assert stats.repaired == 0 and stats.failed_calls == failed
+    assert_balanced(stats)
+
+
+def mixed_script() -> Callable[[Request], Reply]:
+    """Exaggerated-risk answers are garbage, negated-harm slot 1 has bad flags; repairs are good."""
+    writer, broken = Writer(), Writer(lambda t, c: dict(c, flags="yes") if c["slot"] == 1 else c)
+    return first_and_repair(
+        lambda r: {ER: garbage, NH: broken}.get(request_type(r), writer)(r), writer)
+
+
+def test_a_rerun_makes_zero_requests_repairs_included(server, bank, tmp_path):
+    server.set_script(mixed_script())
+    slots = slots_of(bank, {ER: 3, NH: 3, CI: 2})
+    options = dict(candidates_per_call=2, calls_per_wave=2, cache_dir=tmp_path)
+    first, first_stats = run(server, bank, slots, **options)
+    # 5 calls (ER 2, NH 2, CI 1), 4 of them repaired: all 3 ER candidates, NH slot 1 of each call.
+    assert len(server.requests) == first_stats.calls == 9
+    assert first_stats.repair_calls == 4 and first_stats.repaired == 5
+    assert first_stats.accepted == 8 and not first_stats.dropped
+    server.reset()
+    second, second_stats = run(server, bank, slots, **options)
+    assert len(server.requests) == 0
+    assert [r.model_dump() for r in second] == [r.model_dump() for r in first]
+    assert second_stats.cache_hits == second_stats.calls == 9
+    assert {**second_stats.as_dict(), "cache_hits": 0} == {**first_stats.as_dict(), "cache_hits": 0}
+
+
+def test_repair_can_be_turned_off(server, bank):
+    server.set_script(mixed_script())
+    records, stats = run(server, bank, slots_of(bank, {ER: 3, NH: 3, CI: 2}), candidates_per_call=2,
+                         repair=False)
+    assert stats.repair_calls == stats.repaired == 0 and not repairs(server)
+    assert len(server.requests) == stats.calls == 5
+    assert stats.dropped == Counter({"malformed_json": 3, "wrong_type_fields": 2})
+    assert stats.accepted == len(records) == 3
     assert_balanced(stats)
 
 
@@ -533,18 +659,27 @@ def test_truncated_answer_is_counted_as_truncated(server, bank):
                                                      finish_reason="length")))
     _, stats = run(server, bank, slots_of(bank, {ER: 2}))
     assert stats.dropped == Counter({"truncated": 2})
+    assert stats.repair_calls == 1 and "cut off" in messages_of(repairs(server)[0])[1]  # cut off again
 
 
-def test_complete_candidates_of_a_truncated_answer_are_kept(server, bank):
-    def render(cs, _):
+@pytest.mark.parametrize("repair", [False, True])
+def test_complete_candidates_of_a_truncated_answer_are_kept(server, bank, repair):
+    def render(cs, request):
         text = json.dumps({"candidates": cs})
+        if is_repair(request):
+            return text
         cut = text.index('{"slot": 3')  # slots 1 and 2 complete, slot 3 cut off in its middle
         return ok(text[:cut + 80], finish_reason="length")
 
     server.set_script(Writer(render=render))
-    records, stats = run(server, bank, slots_of(bank, {NH: 4}), candidates_per_call=4)
-    assert stats.accepted == 2 and stats.dropped == Counter({"truncated": 2})
-    assert [r.question.split("-")[-1] for r in records] == ["1.", "2."]
+    records, stats = run(server, bank, slots_of(bank, {NH: 4}), candidates_per_call=4, repair=repair)
+    if repair:  # the cut-off slots, and only they, are asked for again
+        assert stats.accepted == 4 and not stats.dropped and stats.repaired == 2
+        assert [s["slot"] for s in request_slots(repairs(server)[0])] == [3, 4]
+        assert [r.question.split("-")[-1] for r in records] == ["1.", "2.", "3.", "4."]
+    else:
+        assert stats.accepted == 2 and stats.dropped == Counter({"truncated": 2})
+        assert [r.question.split("-")[-1] for r in records] == ["1.", "2."]
 
 
 def test_json_lines_answer_is_parsed(server, bank):
@@ -559,8 +694,10 @@ def test_stats_merge_and_as_dict():
     b = GenerationStats(calls=1, cache_hits=1, requested=4, accepted=3, extra=1)
     b.drop("model_refused", detail="I'm sorry")
     b.drop("malformed_json", detail="other garbage")
+    b.repair_calls, b.repaired = 1, 2
     total = a + b
     assert (total.calls, total.cache_hits, total.requested, total.accepted, total.extra) == (3, 1, 12, 9, 1)
+    assert (total.repair_calls, total.repaired) == (1, 2)
     assert total.dropped == Counter({"malformed_json": 3, "model_refused": 1})
     assert total.drop_samples["malformed_json"] == "garbage"
     assert a.calls == 2  # `+` leaves its operands alone; `add` merges in place
