@@ -1,5 +1,4 @@
 import polars as pl
-import pyarrow as pa
 import pytest
 from PIL import Image
 
