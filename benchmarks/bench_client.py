@@ -28,16 +28,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from openai_server import rate_limited, serve  # noqa: E402
 
+from generators.llm import LLMGenerator  # noqa: E402
+from generators.plan import draw_slots  # noqa: E402
+from generators.seedbank import SeedBank  # noqa: E402
 from mossforge.client import EndpointConfig, ModelClient  # noqa: E402
 
 
 def _serve(latency: float, every: int, retry_after: float, ready, count) -> None:
     """The child process: a loopback server that answers every `every`-th request with a 429."""
+    from test_llm_generator import Writer  # writes one valid candidate per slot of a prompt
+
+    writer = Writer()
+
     def script(request):
         with count.get_lock():
             count.value += 1
             nth = count.value
-        return rate_limited(retry_after) if every and nth % every == 0 else None
+        if every and nth % every == 0:
+            return rate_limited(retry_after)
+        return writer(request) if "<slots>" in str(request.body.get("messages")) else None
 
     with serve(script, latency=latency) as server:
         ready.put(server.base_url)
@@ -72,6 +81,24 @@ def run(base_url: str, count, n: int, concurrency: int, cache_dir: Path, cache_m
             "hits": totals["cache_hits"]}
 
 
+def run_generation(base_url: str, count, calls: int, concurrency: int, cache_dir: Path,
+                   cache_mode: str) -> dict:
+    """LLM candidate generation: `calls` calls of 4 slots each, 2 x concurrency calls in flight."""
+    config = EndpointConfig(name="bench", base_url=base_url, model="bench-model",
+                            max_concurrency=concurrency, timeout_s=10, max_retries=6)
+    slots = draw_slots(SeedBank().slot_space(), per_type=-(-calls * 4 // 3), seed=0)[:calls * 4]
+    before = count.value
+    with ModelClient([config], cache_dir=cache_dir, cache_mode=cache_mode) as client:
+        generator = LLMGenerator(client, "bench", candidates_per_call=4, calls_in_flight=2 * concurrency)
+        start = time.perf_counter()
+        records, stats = generator.generate(slots, seed=0)
+        elapsed = time.perf_counter() - start
+        totals = client.accounting()["total"]
+    return {"elapsed": elapsed, "ok": len(records), "calls": totals["calls"],
+            "server_requests": count.value - before, "retries": totals["retries"],
+            "hits": totals["cache_hits"], "requests": totals["requests"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1600)  # ~20 s: start-up costs amortised
@@ -79,6 +106,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="server latency per answer (s)")
     parser.add_argument("--rate-limited", type=float, default=0.05, help="share of requests answered 429")
     parser.add_argument("--retry-after", type=float, default=0.1, help="Retry-After of those 429s (s)")
+    parser.add_argument("--generation-calls", type=int, default=800,
+                        help="calls of the LLM-generation run (4 candidates each); 0 skips it")
     args = parser.parse_args()
     ideal = args.concurrency / args.latency
     every = max(1, round(1 / args.rate_limited))
@@ -94,6 +123,18 @@ def main() -> None:
             limited = run(url, count, args.n, args.concurrency, cache, "off")
         rows.append((f"1 in {every} answered 429 (Retry-After {args.retry_after:g} s)", limited,
                      args.n / limited["elapsed"], 0.80))
+        if args.generation_calls:
+            gen_cache = Path(tmp) / "generation-cache"
+            with server_process(args.latency) as (url, count):
+                gen = run_generation(url, count, args.generation_calls, args.concurrency, gen_cache, "use")
+                gen_cached = run_generation(url, count, args.generation_calls, args.concurrency,
+                                            gen_cache, "use")
+            rows.append(("LLM generation (candidates as ok)", gen, gen["requests"] / gen["elapsed"], 0.90))
+            with server_process(args.latency, every, args.retry_after) as (url, count):
+                gen_limited = run_generation(url, count, args.generation_calls, args.concurrency,
+                                             Path(tmp) / "g2", "use")
+            rows.append((f"LLM generation, 1 in {every} answered 429", gen_limited,
+                         gen_limited["requests"] / gen_limited["elapsed"], 0.80))
 
     table = Table(title=f"model client: {args.n} chats, C={args.concurrency}, "
                         f"latency {args.latency * 1000:.0f} ms, ideal {ideal:.0f} req/s")
@@ -110,6 +151,13 @@ def main() -> None:
                   str(cached["retries"]), str(cached["hits"]), f"{cached['elapsed']:.3f}",
                   f"{args.n / cached['elapsed']:.0f}", f"{fraction:.1%} of first run's time",
                   "0 calls", "[green]pass[/]" if cached["server_requests"] == 0 else "[red]FAIL[/]")
+    if args.generation_calls:
+        fraction = gen_cached["elapsed"] / gen["elapsed"]
+        table.add_row("LLM generation, cached re-run", str(gen_cached["ok"]), str(gen_cached["server_requests"]),
+                      str(gen_cached["retries"]), str(gen_cached["hits"]), f"{gen_cached['elapsed']:.3f}",
+                      f"{gen_cached['requests'] / gen_cached['elapsed']:.0f}",
+                      f"{fraction:.1%} of first run's time", "0 calls",
+                      "[green]pass[/]" if gen_cached["server_requests"] == 0 else "[red]FAIL[/]")
     Console(width=150).print(table)
 
 

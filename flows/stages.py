@@ -180,7 +180,8 @@ def generate_batch(config: Config, slots_path: str, out_path: str) -> tuple[str,
         generator = LLMGenerator(
             model_client(config), settings.endpoint, candidates_per_call=settings.candidates_per_call,
             temperature=settings.temperature, few_shot=settings.few_shot,
-            avoid_recent=settings.avoid_recent, structured=settings.structured, repair=settings.repair)
+            avoid_recent=settings.avoid_recent, structured=settings.structured, repair=settings.repair,
+            calls_in_flight=settings.calls_in_flight)
         records, stats = generator.generate(slots, seed=config.plan.seed, config_hash=config_hash,
                                             code_version=version)
         dropped = dict(stats.dropped)

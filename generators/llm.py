@@ -42,7 +42,7 @@ import json
 import re
 import string
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, Optional
@@ -579,7 +579,7 @@ class LLMGenerator:
     """Candidates from a chat model, through the shared `ModelClient` (see the module docstring).
 
     `structured=False` is for servers without json_schema support: no response_format is sent and
-    the tolerant parse does the work. `calls_per_wave` fixes how many calls run concurrently between
+    the tolerant parse does the work. `calls_in_flight` fixes how many calls run concurrently between
     updates of the avoid-list; it is part of what makes requests deterministic, so it is a fixed
     number, not the endpoint's concurrency. `temperature=None` or `max_tokens=None` leave those to
     the endpoint's params. `repair=False` turns the repair round-trip off (see the module docstring).
@@ -587,13 +587,13 @@ class LLMGenerator:
 
     def __init__(self, client: ModelClient, endpoint: str, *, candidates_per_call: int = 4,
                  temperature: Optional[float] = 1.0, few_shot: int = 3, avoid_recent: int = 8,
-                 bank: Optional["SeedBank"] = None, structured: bool = True, calls_per_wave: int = 8,
+                 bank: Optional["SeedBank"] = None, structured: bool = True, calls_in_flight: int = 8,
                  max_tokens: Optional[int] = None, repair: bool = True,
                  templates: Optional[dict[str, PromptTemplate]] = None) -> None:
         if candidates_per_call < 1:
             raise ValueError("candidates_per_call must be at least 1")
-        if calls_per_wave < 1:
-            raise ValueError("calls_per_wave must be at least 1")
+        if calls_in_flight < 1:
+            raise ValueError("calls_in_flight must be at least 1")
         if few_shot < 0 or avoid_recent < 0:
             raise ValueError("few_shot and avoid_recent must not be negative")
         self.client = client
@@ -606,7 +606,7 @@ class LLMGenerator:
         self.few_shot = few_shot
         self.avoid_recent = avoid_recent
         self.structured = structured
-        self.calls_per_wave = calls_per_wave
+        self.calls_in_flight = calls_in_flight
         self.max_tokens = max_tokens
         self.repair = repair
         self._bank = bank
@@ -634,13 +634,13 @@ class LLMGenerator:
                  stage: str = "generate") -> tuple[list[Candidate], GenerationStats]:
         """One candidate per slot where the model delivers a valid one; records in slot order.
 
-        Calls run in waves of `calls_per_wave`. The avoid-list of a call holds only questions
-        accepted in EARLIER waves, taken in call order, never those of calls running beside it:
-        so every request (and so every cache key) is the same on a re-run, whatever order the
-        answers of a wave arrive in. (One caveat: a call that failed is not cached, so if it
-        succeeds on a re-run, the avoid-lists of later waves, and with them their requests, change.)
-        A call's repair, if it needs one, runs right after it, in the same wave: its request is built
-        from the call's request and answer only.
+        At most `calls_in_flight` calls are in flight. The avoid-list of call i holds only questions
+        accepted by calls 0 .. i - calls_in_flight, taken in call order, never those of calls running
+        beside it: so every request (and so every cache key) is the same on a re-run, whatever order
+        answers arrive in. (One caveat: a call that failed is not cached, so if it succeeds on a
+        re-run, the avoid-lists of later calls, and with them their requests, change.) A call's
+        repair, if it needs one, runs right after it in the same worker: its request is built from
+        the call's request and answer only.
         """
         stats = GenerationStats(requested=len(slots))
         calls = self._plan_calls(slots, seed)
@@ -650,37 +650,47 @@ class LLMGenerator:
         seen_questions: set[tuple[str, str]] = set()
         if not calls:
             return [], stats
-        workers = min(self.calls_per_wave, len(calls))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mossforge-llm") as pool:
-            # Deterministic waves (for the cache): all prompts of a wave are built before any of its
-            # calls is sent, from the questions accepted in earlier waves only; the wave's calls then
-            # run concurrently (each with its repair, if any), and their outcomes are folded in in call
-            # order, not arrival order.
-            def run_call(call: _Call) -> tuple[_Outcome, Optional[_Outcome]]:
-                return self._run_call(call, stage, seed, config_hash, code_version)
+        window = self.calls_in_flight
+        futures: dict[int, Future] = {}
+        folded = 0  # calls whose outcomes are folded in, always a prefix of `calls`
 
-            for start in range(0, len(calls), self.calls_per_wave):
-                wave = calls[start:start + self.calls_per_wave]
-                for call in wave:  # prompts first, from the state before the wave
-                    call.messages = self._messages(call, recent[call.stimulus_type])
-                outcomes = list(pool.map(run_call, wave))
-                for call, (first, repair) in zip(wave, outcomes):  # then results, in call order
-                    for position, record, repaired in self._fold(call, first, repair, stats):
-                        question_key = (record.stimulus_type, _norm_question(record.question))
-                        if record.id in seen_ids or question_key in seen_questions:
-                            stats.drop("duplicate_in_run", detail=record.question)
-                            continue
-                        seen_ids.add(record.id)
-                        seen_questions.add(question_key)
-                        accepted[position] = record
-                        stats.repaired += int(repaired)
-                        recent[record.stimulus_type].append(record.question)
+        def run_call(call: _Call) -> tuple[_Outcome, Optional[_Outcome]]:
+            return self._run_call(call, stage, seed, config_hash, code_version)
+
+        def fold_until(end: int) -> None:
+            """Fold the outcomes of calls [folded, end) in call order, waiting for each."""
+            nonlocal folded
+            while folded < end:
+                call = calls[folded]
+                first, repair = futures.pop(folded).result()
+                for position, record, repaired in self._fold(call, first, repair, stats):
+                    question_key = (record.stimulus_type, _norm_question(record.question))
+                    if record.id in seen_ids or question_key in seen_questions:
+                        stats.drop("duplicate_in_run", detail=record.question)
+                        continue
+                    seen_ids.add(record.id)
+                    seen_questions.add(question_key)
+                    accepted[position] = record
+                    stats.repaired += int(repaired)
+                    recent[record.stimulus_type].append(record.question)
+                folded += 1
+
+        # A sliding window, deterministic for the cache: call i's prompt is built from the questions
+        # accepted by calls 0 .. i-window, folded in call order (never by arrival), so the same run
+        # sends the same requests; and at most `window` calls are in flight, with no barrier between
+        # groups of calls to leave the endpoint idle.
+        with ThreadPoolExecutor(max_workers=min(window, len(calls)), thread_name_prefix="mossforge-llm") as pool:
+            for index, call in enumerate(calls):
+                fold_until(index - window + 1)
+                call.messages = self._messages(call, recent[call.stimulus_type])
+                futures[index] = pool.submit(run_call, call)
+            fold_until(len(calls))
         stats.accepted = len(accepted)
         return [accepted[p] for p in sorted(accepted)], stats
 
     def _plan_calls(self, slots: list[Slot], seed: int) -> list[_Call]:
-        """Slots grouped by type into calls, the types' calls interleaved (so every wave mixes
-        types and each type's avoid-list grows from the first waves on)."""
+        """Slots grouped by type into calls, the types' calls interleaved (so calls in flight mix
+        types and each type's avoid-list grows from the first calls on)."""
         by_type: dict[str, list[tuple[int, Slot]]] = {t: [] for t in STIMULUS_TYPES}
         for position, slot in enumerate(slots):
             if slot.stimulus_type not in by_type:

@@ -59,6 +59,10 @@ class GenerateSection(_Section):
     avoid_recent: int = Field(8, ge=0, le=100)  # recent accepted questions the model must not repeat
     structured: bool = True  # response_format json_schema; false for servers that lack it
     repair: bool = True  # one follow-up request to fix an unusable answer before dropping it
+    # At most this many calls in flight; call i's avoid-list comes from calls 0 .. i - this. Part of
+    # what a prompt contains (so of the cache key): a fixed number, not the endpoint's concurrency.
+    # Keep it at least the endpoint's max_concurrency, or it, not the endpoint, bounds throughput.
+    calls_in_flight: int = Field(32, ge=1, le=1000)
 
 
 class CacheSection(_Section):

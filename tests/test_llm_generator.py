@@ -478,7 +478,7 @@ def mixed_script() -> Callable[[Request], Reply]:
 def test_a_rerun_makes_zero_requests_repairs_included(server, bank, tmp_path):
     server.set_script(mixed_script())
     slots = slots_of(bank, {ER: 3, NH: 3, CI: 2})
-    options = dict(candidates_per_call=2, calls_per_wave=2, cache_dir=tmp_path)
+    options = dict(candidates_per_call=2, calls_in_flight=2, cache_dir=tmp_path)
     first, first_stats = run(server, bank, slots, **options)
     # 5 calls (ER 2, NH 2, CI 1), 4 of them repaired: all 3 ER candidates, NH slot 1 of each call.
     assert len(server.requests) == first_stats.calls == 9
@@ -507,7 +507,7 @@ def test_repair_can_be_turned_off(server, bank):
 
 def test_second_run_makes_zero_requests_and_yields_identical_records(server, bank, tmp_path):
     slots = slots_of(bank, {ER: 5, NH: 4, CI: 4})
-    options = dict(candidates_per_call=2, calls_per_wave=3, cache_dir=tmp_path)
+    options = dict(candidates_per_call=2, calls_in_flight=3, cache_dir=tmp_path)
     first, first_stats = run(server, bank, slots, **options)
     made = len(server.requests)
     assert made == first_stats.calls == 7 and first_stats.accepted == 13
@@ -536,7 +536,7 @@ def test_each_call_has_its_own_stable_seed(server, bank):
 
 def test_prompt_has_delimited_examples_avoid_list_and_slots(server, bank):
     slots = slots_of(bank, {ER: 6})
-    records, _ = run(server, bank, slots, candidates_per_call=2, calls_per_wave=1, few_shot=2, avoid_recent=3)
+    records, _ = run(server, bank, slots, candidates_per_call=2, calls_in_flight=1, few_shot=2, avoid_recent=3)
     prompts = user_prompts(server)
     assert len(prompts) == 3
     system = messages_of(server.requests[0])[0]
@@ -562,10 +562,10 @@ def test_prompt_has_delimited_examples_avoid_list_and_slots(server, bank):
     assert "Do not repeat or paraphrase" in prompts[1]
 
 
-def test_avoid_list_comes_only_from_earlier_waves_of_the_same_type(server, bank):
+def test_avoid_list_comes_only_from_calls_outside_the_window_of_the_same_type(server, bank):
     slots = slots_of(bank, {ER: 4, CI: 4})
-    # Calls in order: ER0, CI0, ER1, CI1; waves of two: [ER0, CI0], [ER1, CI1].
-    records, _ = run(server, bank, slots, candidates_per_call=2, calls_per_wave=2)
+    # Calls in order: ER0, CI0, ER1, CI1; two in flight: ER1 sees ER0's results, CI1 sees CI0's.
+    records, _ = run(server, bank, slots, candidates_per_call=2, calls_in_flight=2)
     by_slot = {tuple(s["trigger_element"] for s in request_slots(r)): messages_of(r)[1] for r in server.requests}
     prompts = [by_slot[tuple(s.trigger_element for s in slots[i:i + 2])] for i in (0, 4, 2, 6)]
     assert block(prompts[0], "avoid") == block(prompts[1], "avoid") == "(none yet)"
@@ -719,3 +719,16 @@ def test_bad_arguments_fail_early(server):
             gen.generate([Slot("k", "bogus", "general_harm", "home", "x")], seed=0, config_hash=None,
                          code_version=None)
         assert gen.generate([], seed=0, config_hash=None, code_version=None)[0] == []
+
+
+def test_sliding_window_never_shows_a_call_the_results_of_calls_beside_it(server, bank):
+    slots = slots_of(bank, {ER: 8})
+    # ER0..ER3, two in flight: call 2 may see call 0 only; call 3 calls 0 and 1.
+    records, _ = run(server, bank, slots, candidates_per_call=2, calls_in_flight=2, avoid_recent=8)
+    prompts = {tuple(s["trigger_element"] for s in request_slots(r)): messages_of(r)[1] for r in server.requests}
+    avoid = [[json.loads(q) for q in block(prompts[tuple(s.trigger_element for s in slots[i:i + 2])],
+                                           "avoid").splitlines() if q.startswith('"')]
+             for i in (0, 2, 4, 6)]
+    assert avoid[0] == [] and avoid[1] == []
+    assert avoid[2] == [r.question for r in records[:2]]
+    assert avoid[3] == [r.question for r in records[:4]]

@@ -11,6 +11,7 @@ function of (slot, seed).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 
 from generators.plan import Slot, draw_slots
@@ -78,6 +79,7 @@ class SeedBank:
         # One generic-opener frame per action, dealt round-robin so each wrapper is used equally.
         self._wrapper = {a.key: ci.WRAPPERS[i % len(ci.WRAPPERS)] for i, a in enumerate(ci.ACTIONS)}
         self._specs: dict[str, _Spec] = {}
+        self._example_orders: dict[str, tuple[list[Slot], int]] = {}
         self._space: dict[str, list[Slot]] = {t: [] for t in STIMULUS_TYPES}
         self._phrasing_cache: dict[tuple, list[tuple[str, str]]] = {}
         self._build()
@@ -159,9 +161,24 @@ class SeedBank:
         )
 
     def examples(self, stimulus_type: str, n: int, seed: int) -> list[Candidate]:
-        """`n` examples of a type spread over harm categories and scene domains (for few-shot prompts)."""
-        drawn = draw_slots({stimulus_type: self.slots(stimulus_type)}, per_type=n, seed=seed)
-        return [self.generate(slot, seed=seed) for slot in drawn]
+        """`n` examples of a type spread over harm categories and scene domains (for few-shot prompts).
+
+        They are `n` consecutive slots, from a place chosen by `seed`, of one stratified order of
+        all the type's slots (drawn once and kept): consecutive slots of that order come from
+        different categories and domains, and a prompt per call costs no new draw.
+        """
+        if stimulus_type not in self._example_orders:
+            slots = self.slots(stimulus_type)
+            order = draw_slots({stimulus_type: slots}, per_type=len(slots), seed=0)
+            # The draw deals one slot per category in turn until the smallest category runs out;
+            # windows inside that balanced prefix cover every category.
+            per_category = Counter(slot.harm_category for slot in slots)
+            balanced = len(per_category) * min(per_category.values())
+            self._example_orders[stimulus_type] = (order, balanced)
+        order, balanced = self._example_orders[stimulus_type]
+        start = _stable(stimulus_type, str(seed)) % max(1, balanced - n + 1)
+        picked = [order[(start + i) % len(order)] for i in range(min(n, len(order)))]
+        return [self.generate(slot, seed=seed) for slot in picked]
 
     # exaggerated_risk -----------------------------------------------------------------------
 
