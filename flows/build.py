@@ -39,7 +39,9 @@ def generate_task(config: dict, slots_path: str, out_path: str, batch: int, code
 
 @task(name="dedup", **_CACHED)
 def dedup_task(config: dict, paths: list[str], run_dir: str, published: list[str], code: str):
-    return stages.dedup_stage(config_from_dict(config), paths, Path(run_dir), published)
+    # `published` (ids of other versions) is unused here but part of the cache key: a cached
+    # result is not reused after a version it should be deduplicated against appears.
+    return stages.dedup_stage(config_from_dict(config), paths, Path(run_dir))
 
 
 @task(name="render", task_run_name="render-{batch}", **_CACHED)
@@ -48,12 +50,12 @@ def render_task(config: dict, in_path: str, out_path: str, image_root: str, batc
 
 
 @task(name="target_check")
-def target_check_task(config: dict, paths: list[str]):
+def target_check_task(paths: list[str]):
     return stages.not_run_stage("target_check", paths, "no targets configured")
 
 
 @task(name="consensus_label")
-def consensus_label_task(config: dict, paths: list[str]):
+def consensus_label_task(paths: list[str]):
     return stages.not_run_stage("consensus_label", paths, "no judges configured")
 
 
@@ -130,9 +132,9 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     ]))
     funnel.append(stages.merge_reports("render", (r for _, r in rendered)))
 
-    checked, report = timed("target_check", lambda: target_check_task(config, [p for p, _ in rendered]))
+    checked, report = timed("target_check", lambda: target_check_task([p for p, _ in rendered]))
     funnel.append(report)
-    labelled, report = timed("consensus_label", lambda: consensus_label_task(config, checked))
+    labelled, report = timed("consensus_label", lambda: consensus_label_task(checked))
     funnel.append(report)
 
     # Every model stage has finished: the accounting is complete (zero calls for cached stages).

@@ -239,15 +239,12 @@ def load_references(config: Config) -> list[tuple[str, str, str | None]]:
     return references
 
 
-def dedup_stage(config: Config, paths: Sequence[str], run_dir: Path,
-                published: Sequence[str] = ()) -> tuple[list[str], StageReport]:
+def dedup_stage(config: Config, paths: Sequence[str], run_dir: Path) -> tuple[list[str], StageReport]:
     """Drop exact and near-duplicate questions within each type, and of the references.
 
-    `published` (the ids of earlier versions) is only here so that a cached result is not reused
-    after a new version appears. An item that is *the same item* as one in an earlier version (same
-    id) is not a duplicate of it: it keeps its id across versions.
+    An item that is *the same item* as one in an earlier version (same id) is not a duplicate of
+    it: it keeps its id across versions.
     """
-    del published
     from filters.dedup import find_duplicates
     from filters.embeddings import MiniLMEmbedder
 
