@@ -9,6 +9,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import limits, monitor, runners, stages
 from flows.card import funnel_table, judging_section, model_call_rows, target_rows
 from flows.gpu import ensure_gpu_limit, gpu_slot
-from flows.publish import list_versions, publish_local
+from flows.publish import dataset_lock, list_versions, publish_local
 from mossforge import source_hash
-from mossforge.config import PUBLISH_TARGET_KEYS, Config, config_from_dict
+from mossforge.preflight import check_failures, check_not_empty, check_run
+from mossforge.config import PUBLISH_TARGET_KEYS, RUN_POLICY_KEYS, Config, config_from_dict
 
 _CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 
@@ -121,6 +123,7 @@ def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funne
     cfg = config_from_dict(config)
     records = stages.read_records(paths)
     dropped = stages.read_records(p for p in dropped_paths if Path(p).exists())
+    check_not_empty(len(records), cfg.run.allow_empty, cfg.dataset.name, funnel)
     for record in records:
         record.status = "accepted"
     report = stages.StageReport("publish", True, len(records), len(records))
@@ -158,19 +161,33 @@ def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:
 
 @flow(name="build_dataset", task_runner=ThreadPoolTaskRunner(max_workers=2),
       flow_run_name=monitor.initial_run_name)
-def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
+def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bool = False) -> dict:
     """Build one dataset version from `config` (a dict of the TOML config; offline defaults if None).
 
-    `fresh` recomputes every stage instead of reusing cached results.
+    `fresh` recomputes every stage instead of reusing cached results. `preflight` first checks the
+    folders and every endpoint the config uses (mossforge/preflight.py; `mossforge run` checks
+    before it starts Prefect, served runs here). One run at a time per dataset folder: a second
+    waits for the first (or fails at once with run.wait_for_lock = false).
     """
     cfg = config_from_dict(config or {})
     if not runners.runner_matches(cfg, FlowRunContext.get().task_runner):  # a served/deployed run
-        summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh)
+        summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh, preflight)
         monitor.rename_run(monitor.run_name(summary["dataset"], summary["version"]))
         return summary
+    if preflight:
+        check_run(cfg)
+    with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, cfg.run.wait_for_lock, notify=_notify):
+        return _build(cfg, fresh)
+
+
+def _notify(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _build(cfg: Config, fresh: bool) -> dict:
     # What tasks receive is part of their cache key: leave out what cannot change a result.
     # Nor where the version is pushed: setting a Hub repo must not recompute any stage.
-    config = cfg.model_dump(mode="json", exclude={"run": set(runners.RUNNER_KEYS), "dataset": set(PUBLISH_TARGET_KEYS)})
+    config = cfg.model_dump(mode="json", exclude={"run": set(runners.RUNNER_KEYS) | set(RUN_POLICY_KEYS), "dataset": set(PUBLISH_TARGET_KEYS)})
     work = cfg.run.work_path()
     run_dir = work / cfg.config_hash()
     image_root = str(work / "images")
@@ -230,6 +247,7 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     # Every model stage has finished: the accounting is complete (zero calls for cached stages).
     # (with calls made in worker processes, Dask or Ray, counted there and collected here)
     model_calls = stages.close_model_client(cfg, monitor.collect_worker_calls(cfg))
+    check_failures(model_calls, cfg.run.max_failed_share)  # a stage whose calls failed publishes nothing
     consensus = stages.consensus_summary(cfg, panel, model_calls) if panel is not None else None
     dropped_paths = [str(run_dir / "dropped" / f"{s}.parquet") for s in stages.STAGES] + target_dropped
     dropped_paths += judge_dropped
@@ -299,8 +317,9 @@ Published to `{summary['path']}`{' (this content was already published)' if summ
     )
 
 
-def run_build(cfg: Config, fresh: bool = False) -> dict:
+def run_build(cfg: Config, fresh: bool = False, preflight: bool = False) -> dict:
     """Run the flow with the config's task runner (what `mossforge run` calls): a bounded thread
     pool by default, Dask or Ray as `run.task_runner` says (flows/runners.py)."""
     runner = runners.make_task_runner(cfg)
-    return build_dataset.with_options(task_runner=runner)(config=cfg.model_dump(mode="json"), fresh=fresh)
+    return build_dataset.with_options(task_runner=runner)(config=cfg.model_dump(mode="json"), fresh=fresh,
+                                                                   preflight=preflight)

@@ -14,10 +14,31 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from mossforge.config import ConfigError, load_config
+from mossforge.errors import debug_enabled, report
 
-app = typer.Typer(help="Build over-refusal datasets: benign image+text queries that look alarming.",
-                  no_args_is_help=True, add_completion=False)
+
+class _App(typer.Typer):
+    """The one error handler at the entry point: a mossforge error (or any other) becomes one or
+    two lines on stderr and its exit code (mossforge/errors.py); the traceback only with --debug."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as error:
+            if debug_enabled():
+                raise
+            sys.exit(report(error, lambda m: console.print(f"[bold red]error:[/] {escape(m)}", highlight=False)))
+
+
+app = _App(help="Build over-refusal datasets: benign image+text queries that look alarming.",
+           no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks.")) -> None:
+    if debug:
+        os.environ["MOSSFORGE_DEBUG"] = "1"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -34,9 +55,18 @@ def run(
     cache: Optional[str] = typer.Option(None, "--cache", help="Model-call cache: use, refresh (re-ask and "
                                         "overwrite) or off (default: the config's cache.mode)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once (exit 5) when another run is "
+                                 "building the same dataset folder, instead of waiting for it."),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not probe the endpoints "
+                                        "before the run (folders are still checked)."),
 ) -> None:
-    """Run the build_dataset flow and print the path of the version it published."""
+    """Run the build_dataset flow and print the path of the version it published.
+
+    Before any work: the folders it writes, and every endpoint the config uses (exit codes:
+    README, "Exit codes")."""
     overrides = {}
+    if no_wait:
+        overrides["run.wait_for_lock"] = False
     if per_type is not None:
         overrides["plan.per_type"] = per_type
     if out is not None:
@@ -47,6 +77,11 @@ def run(
         cfg = load_config(config, overrides)  # validated before any work starts
     except ConfigError as error:
         _fail(str(error))
+    from mossforge.preflight import check_run
+
+    checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+    if checked:
+        console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
 
@@ -196,7 +231,7 @@ def serve(
     deployment = name or cfg.dataset.name
     console.print(f"serving build_dataset/{deployment} on {cron!r} ({timezone}) against {url}; "
                   "Ctrl-C stops it", highlight=False)
-    build_dataset.serve(name=deployment, schedules=[schedule], parameters={"config": cfg.model_dump(mode="json")},
+    build_dataset.serve(name=deployment, schedules=[schedule], parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
                         tags=["mossforge", cfg.dataset.name])
 
 
@@ -204,14 +239,9 @@ _FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": 
 
 
 def _read_table(path: Path):
-    import polars as pl
+    from mossforge.tables import read_table
 
-    kind = _FORMATS.get(path.suffix.lower())
-    if kind is None:
-        _fail(f"{path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
-    if not path.exists():
-        _fail(f"{path}: no such file")
-    return getattr(pl, f"read_{kind}")(path)
+    return read_table(path)  # an InputError names the file (and line) when it cannot be read
 
 
 @app.command()
