@@ -72,11 +72,14 @@ class NetworkError(MossforgeError):
 
 def _network_host(error: BaseException) -> str | None:
     """The host of a connection error (httpx, requests, urllib3), if `error` is one."""
-    names = {type(e).__name__ for e in type(error).__mro__}
+    names = {cls.__name__ for cls in type(error).__mro__}
     if not names & {"ConnectError", "ConnectTimeout", "ConnectionError", "NewConnectionError",
                     "NameResolutionError", "MaxRetryError", "APIConnectionError"}:
         return None
-    request = getattr(error, "request", None)
+    try:
+        request = getattr(error, "request", None)  # httpx raises when the error has no request
+    except RuntimeError:
+        request = None
     url = getattr(request, "url", None)
     if url is not None:
         return str(getattr(url, "host", None) or url)
