@@ -24,6 +24,7 @@ from flows import limits, monitor, runners, stages
 from flows.card import funnel_table, judging_section, model_call_rows, target_rows
 from flows.gpu import ensure_gpu_limit, gpu_slot
 from flows.publish import dataset_lock, list_versions, publish_local
+from generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge import source_hash
 from mossforge.preflight import check_failures, check_not_empty, check_run
 from mossforge.config import PUBLISH_TARGET_KEYS, RUN_POLICY_KEYS, Config, config_from_dict
@@ -32,8 +33,9 @@ _CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 
 
 @task(name="plan", **_CACHED)
-def plan_task(config: dict, run_dir: str, code: str):
-    return stages.plan_stage(config_from_dict(config), Path(run_dir))
+def plan_task(config: dict, run_dir: str, code: str, draw: dict | None = None, drawn: dict | None = None,
+              round_: int = 0):
+    return stages.plan_stage(config_from_dict(config), Path(run_dir), draw, drawn, round_)
 
 
 @task(name="generate", task_run_name="generate-{batch}", **_CACHED)
@@ -123,7 +125,6 @@ def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funne
     cfg = config_from_dict(config)
     records = stages.read_records(paths)
     dropped = stages.read_records(p for p in dropped_paths if Path(p).exists())
-    check_not_empty(len(records), cfg.run.allow_empty, cfg.dataset.name, funnel)
     for record in records:
         record.status = "accepted"
     report = stages.StageReport("publish", True, len(records), len(records))
@@ -201,26 +202,37 @@ def _build(cfg: Config, fresh: bool) -> dict:
     def timed(stage, fn):
         t0 = time.perf_counter()
         result = fn()
-        timings[stage] = round(time.perf_counter() - t0, 3)
+        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - t0, 3)
         return result
-
-    slot_paths, report = timed("plan", lambda: plan_task.with_options(**option)(config, str(run_dir), code))
-    funnel.append(report)
-
-    generated = timed("generate", lambda: _map(generate_task.with_options(**option), [
-        {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
-         "batch": i, "code": code}
-        for i, p in enumerate(slot_paths)
-    ], "generate"))
-    funnel.append(stages.merge_reports("generate", (r for _, r in generated)))
 
     # Versions this same config published hold the same items (same ids), which dedup never
     # counts against themselves: only other versions can change its result (and its cache key).
     published = [m["version"] for m in list_versions(Path(cfg.run.out_dir), cfg.dataset.name)
                  if m["config_hash"] != cfg.config_hash()]
-    unique_paths, report = timed("dedup", lambda: dedup_task.with_options(**option)(
-        config, [p for p, _ in generated], str(run_dir), published, code))
-    funnel.append(report)
+    # plan → generate → dedup, topped up until plan.per_type of each type survive dedup (or the
+    # generator has no more): a larger draw extends a smaller one, earlier batches stay cached.
+    plans, generated, draw, drawn, available = [], [], None, {}, None
+    for round_ in range(MAX_ROUNDS):
+        slot_paths, report = timed("plan", lambda: plan_task.with_options(**option)(
+            config, str(run_dir), code, draw, drawn, round_))
+        plans.append(report)
+        generated += timed("generate", lambda: _map(generate_task.with_options(**option), [
+            {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
+             "batch": len(generated) + i, "code": code} for i, p in enumerate(slot_paths)], "generate"))
+        unique_paths, dedup_report = timed("dedup", lambda: dedup_task.with_options(**option)(
+            config, [p for p, _ in generated], str(run_dir), published, code))
+        drawn = {k.split(":", 1)[1]: drawn.get(k.split(":", 1)[1], 0) + v
+                 for k, v in report.details.items() if k.startswith("drawn:")}
+        available = available or stages.slot_counts(cfg)
+        draw = next_draw(cfg.plan.per_type, drawn, stages.survived(dedup_report), available)
+        if draw is None:
+            break
+    short = shortfall(cfg.plan.per_type, stages.survived(dedup_report))
+    if short:
+        dedup_report.note = "; ".join(filter(None, [dedup_report.note, "the generator has no more: " + ", ".join(
+            f"{t} {cfg.plan.per_type - n} of {cfg.plan.per_type}" for t, n in short.items())]))
+    funnel += [stages.merge_reports("plan", plans), stages.merge_reports("generate", (r for _, r in generated)),
+               dedup_report]
 
     if cfg.render.renderer == "diffusion":  # before any render task asks for it (strictly)
         ensure_gpu_limit(cfg.render.diffusion.gpu_limit, cfg.render.diffusion.gpu_slots)
@@ -248,6 +260,7 @@ def _build(cfg: Config, fresh: bool) -> dict:
     # (with calls made in worker processes, Dask or Ray, counted there and collected here)
     model_calls = stages.close_model_client(cfg, monitor.collect_worker_calls(cfg))
     check_failures(model_calls, cfg.run.max_failed_share)  # a stage whose calls failed publishes nothing
+    check_not_empty(funnel[-1].kept, cfg.run.allow_empty, cfg.dataset.name, [r.as_dict() for r in funnel])
     consensus = stages.consensus_summary(cfg, panel, model_calls) if panel is not None else None
     dropped_paths = [str(run_dir / "dropped" / f"{s}.parquet") for s in stages.STAGES] + target_dropped
     dropped_paths += judge_dropped
@@ -273,6 +286,7 @@ def _build(cfg: Config, fresh: bool) -> dict:
         "funnel": rows,
         "seconds": round(time.perf_counter() - started, 3),
         "config_hash": cfg.config_hash(),
+        "shortfall": short,  # {type: how many short of plan.per_type}: the generator had no more
         "model_calls": model_calls,
         "consensus": consensus,
         "task_runner": cfg.run.task_runner,

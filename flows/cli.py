@@ -164,6 +164,9 @@ def _print_summary(summary: dict) -> None:
     reused = " (same content as an existing version: reused)" if summary["reused"] else ""
     console.print(f"[bold green]published[/] {counts['benign']} items ({by_type}){reused} "
                   f"in {summary['seconds']:.1f} s", highlight=False)
+    if summary.get("shortfall"):  # fewer than --per-type survived dedup, and the generator has no more
+        console.print("[yellow]fewer than asked:[/] " + ", ".join(f"{t} {n} short" for t, n in summary["shortfall"].items())
+                      + " (the generator has no more distinct candidates; published what there is)", highlight=False)
     not_run = [r["stage"] for r in summary["funnel"] if r["status"] == "not_run"]
     if not_run:
         console.print(f"[yellow]not run:[/] {', '.join(not_run)} (no models configured): these items "
