@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from mossforge.config import ConfigError, load_config
-from mossforge.errors import debug_enabled, report
+from mossforge.errors import debug_enabled, hide_own_errors_in_logs, report
 
 
 class _App(typer.Typer):
@@ -95,9 +95,11 @@ def run(
 
     def sink(stage: str, amount: int) -> None:
         if stage in ids:
-            bars.advance(ids[stage], amount)
+            task = bars.tasks[ids[stage]]  # a plan topped up for dedup's losses holds more than planned
+            bars.update(ids[stage], total=max(task.total or 0, task.completed + amount), advance=amount)
 
     progress.install(sink)
+    hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
     console.print(f"building [bold]{cfg.dataset.name}[/]: {planned} candidates planned "
                   f"(config hash {cfg.config_hash()}); starting Prefect…", highlight=False)
     try:

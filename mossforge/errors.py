@@ -21,6 +21,7 @@ Exit codes (the README lists them too):
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -139,3 +140,36 @@ def report(error: BaseException, print_line) -> int:
             message += f"\n(full traceback in {log}; run with --debug to see it here)"
     print_line(message)
     return code
+
+
+class _HideOwnErrors(logging.Filter):
+    """Drops log records that carry a mossforge error: the CLI's handler reports it, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and any(isinstance(e, MossforgeError) for e in _chain(error)):
+            return False
+        message = record.getMessage() if record.levelno >= logging.ERROR else ""
+        return not any(name in message for name in _OWN_ERROR_NAMES)
+
+
+_OWN_ERROR_NAMES: tuple[str, ...] = ()
+
+
+def hide_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) -> None:
+    """Keep an orchestrator's loggers from printing a traceback for an error the CLI reports in
+    one line (unless --debug)."""
+    global _OWN_ERROR_NAMES
+    if debug_enabled():
+        return
+    _OWN_ERROR_NAMES = tuple(f"{cls.__name__}(" for cls in _subclasses(MossforgeError))
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideOwnErrors) for f in logger.filters):
+            logger.addFilter(_HideOwnErrors())
+
+
+def _subclasses(cls):
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
