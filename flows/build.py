@@ -26,8 +26,8 @@ from flows.gpu import ensure_gpu_limit, gpu_slot
 from flows.publish import dataset_lock, list_versions, publish_local
 from generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge import source_hash
-from mossforge.preflight import check_failures, check_not_empty, check_run
 from mossforge.config import PUBLISH_TARGET_KEYS, RUN_POLICY_KEYS, Config, config_from_dict
+from mossforge.preflight import check_failures, check_not_empty, check_run
 
 _CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 

@@ -69,7 +69,7 @@ def draw_slots(space: dict[str, list[Slot]], per_type: int | dict[str, int], see
 # --- topping up: N per type *after* dedup -------------------------------------------------------
 
 OVERDRAW = 0.15  # first draw: this much more than asked, for what dedup will remove
-MAX_ROUNDS = 6  # draws (the first and its top-ups) before a run settles for what it has
+MAX_ROUNDS = 4  # draws (the first and its top-ups) before a run settles for what it has
 
 
 def first_draw(per_type: int, available: dict[str, int], overdraw: float = OVERDRAW) -> dict[str, int]:
@@ -88,7 +88,9 @@ def next_draw(per_type: int, drawn: dict[str, int], survived: dict[str, int], av
         if short <= 0 or n >= available[t]:
             continue
         rate = max(survived.get(t, 0) / n, 0.05) if n else 1.0
-        grown[t] = min(available[t], n + math.ceil(short / rate * (1 + overdraw)))
+        # at most twice as many as drawn so far: a generator that keeps repeating itself (an LLM)
+        # is not asked for ever more
+        grown[t] = min(available[t], n + min(n, math.ceil(short / rate * (1 + overdraw))))
     return grown if grown != drawn else None
 
 

@@ -16,7 +16,6 @@ Exit codes (the README lists them too):
 | 4    | nothing to publish: the run ended with zero items and the config does not allow empty versions |
 | 5    | the dataset folder is locked by another run (with `--no-wait`) |
 | 6    | network: a host could not be reached |
-| 130  | interrupted (Ctrl-C) |
 """
 
 from __future__ import annotations
