@@ -9,6 +9,7 @@ resumes where it stopped.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows import limits, monitor, runners, stages
 from flows.card import funnel_table, judging_section, model_call_rows, target_rows
 from flows.gpu import ensure_gpu_limit, gpu_slot
-from flows.publish import list_versions, publish_local
+from flows.publish import dataset_lock, list_versions, publish_local
+from generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge import source_hash
-from mossforge.config import PUBLISH_TARGET_KEYS, Config, config_from_dict
+from mossforge.config import PUBLISH_TARGET_KEYS, RUN_POLICY_KEYS, Config, config_from_dict
+from mossforge.preflight import check_failures, check_not_empty, check_run
 
 _CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 
 
 @task(name="plan", **_CACHED)
-def plan_task(config: dict, run_dir: str, code: str):
-    return stages.plan_stage(config_from_dict(config), Path(run_dir))
+def plan_task(config: dict, run_dir: str, code: str, draw: dict | None = None, drawn: dict | None = None,
+              round_: int = 0):
+    return stages.plan_stage(config_from_dict(config), Path(run_dir), draw, drawn, round_)
 
 
 @task(name="generate", task_run_name="generate-{batch}", **_CACHED)
@@ -158,19 +162,33 @@ def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:
 
 @flow(name="build_dataset", task_runner=ThreadPoolTaskRunner(max_workers=2),
       flow_run_name=monitor.initial_run_name)
-def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
+def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bool = False) -> dict:
     """Build one dataset version from `config` (a dict of the TOML config; offline defaults if None).
 
-    `fresh` recomputes every stage instead of reusing cached results.
+    `fresh` recomputes every stage instead of reusing cached results. `preflight` first checks the
+    folders and every endpoint the config uses (mossforge/preflight.py; `mossforge run` checks
+    before it starts Prefect, served runs here). One run at a time per dataset folder: a second
+    waits for the first (or fails at once with run.wait_for_lock = false).
     """
     cfg = config_from_dict(config or {})
     if not runners.runner_matches(cfg, FlowRunContext.get().task_runner):  # a served/deployed run
-        summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh)
+        summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh, preflight)
         monitor.rename_run(monitor.run_name(summary["dataset"], summary["version"]))
         return summary
+    if preflight:
+        check_run(cfg)
+    with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, cfg.run.wait_for_lock, notify=_notify):
+        return _build(cfg, fresh)
+
+
+def _notify(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _build(cfg: Config, fresh: bool) -> dict:
     # What tasks receive is part of their cache key: leave out what cannot change a result.
     # Nor where the version is pushed: setting a Hub repo must not recompute any stage.
-    config = cfg.model_dump(mode="json", exclude={"run": set(runners.RUNNER_KEYS), "dataset": set(PUBLISH_TARGET_KEYS)})
+    config = cfg.model_dump(mode="json", exclude={"run": set(runners.RUNNER_KEYS) | set(RUN_POLICY_KEYS), "dataset": set(PUBLISH_TARGET_KEYS)})
     work = cfg.run.work_path()
     run_dir = work / cfg.config_hash()
     image_root = str(work / "images")
@@ -184,26 +202,37 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     def timed(stage, fn):
         t0 = time.perf_counter()
         result = fn()
-        timings[stage] = round(time.perf_counter() - t0, 3)
+        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - t0, 3)
         return result
-
-    slot_paths, report = timed("plan", lambda: plan_task.with_options(**option)(config, str(run_dir), code))
-    funnel.append(report)
-
-    generated = timed("generate", lambda: _map(generate_task.with_options(**option), [
-        {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
-         "batch": i, "code": code}
-        for i, p in enumerate(slot_paths)
-    ], "generate"))
-    funnel.append(stages.merge_reports("generate", (r for _, r in generated)))
 
     # Versions this same config published hold the same items (same ids), which dedup never
     # counts against themselves: only other versions can change its result (and its cache key).
     published = [m["version"] for m in list_versions(Path(cfg.run.out_dir), cfg.dataset.name)
                  if m["config_hash"] != cfg.config_hash()]
-    unique_paths, report = timed("dedup", lambda: dedup_task.with_options(**option)(
-        config, [p for p, _ in generated], str(run_dir), published, code))
-    funnel.append(report)
+    # plan → generate → dedup, topped up until plan.per_type of each type survive dedup (or the
+    # generator has no more): a larger draw extends a smaller one, earlier batches stay cached.
+    plans, generated, draw, drawn, available = [], [], None, {}, None
+    for round_ in range(MAX_ROUNDS):
+        slot_paths, report = timed("plan", lambda: plan_task.with_options(**option)(
+            config, str(run_dir), code, draw, drawn, round_))
+        plans.append(report)
+        generated += timed("generate", lambda: _map(generate_task.with_options(**option), [
+            {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
+             "batch": len(generated) + i, "code": code} for i, p in enumerate(slot_paths)], "generate"))
+        unique_paths, dedup_report = timed("dedup", lambda: dedup_task.with_options(**option)(
+            config, [p for p, _ in generated], str(run_dir), published, code))
+        drawn = {k.split(":", 1)[1]: drawn.get(k.split(":", 1)[1], 0) + v
+                 for k, v in report.details.items() if k.startswith("drawn:")}
+        available = available or stages.slot_counts(cfg)
+        draw = next_draw(cfg.plan.per_type, drawn, stages.survived(dedup_report), available)
+        if draw is None:
+            break
+    short = shortfall(cfg.plan.per_type, stages.survived(dedup_report))
+    if short:
+        dedup_report.note = "; ".join(filter(None, [dedup_report.note, "the generator has no more: " + ", ".join(
+            f"{t} {cfg.plan.per_type - n} of {cfg.plan.per_type}" for t, n in short.items())]))
+    funnel += [stages.merge_reports("plan", plans), stages.merge_reports("generate", (r for _, r in generated)),
+               dedup_report]
 
     if cfg.render.renderer == "diffusion":  # before any render task asks for it (strictly)
         ensure_gpu_limit(cfg.render.diffusion.gpu_limit, cfg.render.diffusion.gpu_slots)
@@ -230,6 +259,8 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
     # Every model stage has finished: the accounting is complete (zero calls for cached stages).
     # (with calls made in worker processes, Dask or Ray, counted there and collected here)
     model_calls = stages.close_model_client(cfg, monitor.collect_worker_calls(cfg))
+    check_failures(model_calls, cfg.run.max_failed_share)  # a stage whose calls failed publishes nothing
+    check_not_empty(funnel[-1].kept, cfg.run.allow_empty, cfg.dataset.name, [r.as_dict() for r in funnel])
     consensus = stages.consensus_summary(cfg, panel, model_calls) if panel is not None else None
     dropped_paths = [str(run_dir / "dropped" / f"{s}.parquet") for s in stages.STAGES] + target_dropped
     dropped_paths += judge_dropped
@@ -255,6 +286,7 @@ def build_dataset(config: dict | None = None, fresh: bool = False) -> dict:
         "funnel": rows,
         "seconds": round(time.perf_counter() - started, 3),
         "config_hash": cfg.config_hash(),
+        "shortfall": short,  # {type: how many short of plan.per_type}: the generator had no more
         "model_calls": model_calls,
         "consensus": consensus,
         "task_runner": cfg.run.task_runner,
@@ -299,8 +331,9 @@ Published to `{summary['path']}`{' (this content was already published)' if summ
     )
 
 
-def run_build(cfg: Config, fresh: bool = False) -> dict:
+def run_build(cfg: Config, fresh: bool = False, preflight: bool = False) -> dict:
     """Run the flow with the config's task runner (what `mossforge run` calls): a bounded thread
     pool by default, Dask or Ray as `run.task_runner` says (flows/runners.py)."""
     runner = runners.make_task_runner(cfg)
-    return build_dataset.with_options(task_runner=runner)(config=cfg.model_dump(mode="json"), fresh=fresh)
+    return build_dataset.with_options(task_runner=runner)(config=cfg.model_dump(mode="json"), fresh=fresh,
+                                                                   preflight=preflight)

@@ -14,10 +14,31 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from mossforge.config import ConfigError, load_config
+from mossforge.errors import debug_enabled, hide_own_errors_in_logs, report
 
-app = typer.Typer(help="Build over-refusal datasets: benign image+text queries that look alarming.",
-                  no_args_is_help=True, add_completion=False)
+
+class _App(typer.Typer):
+    """The one error handler at the entry point: a mossforge error (or any other) becomes one or
+    two lines on stderr and its exit code (mossforge/errors.py); the traceback only with --debug."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as error:
+            if debug_enabled():
+                raise
+            sys.exit(report(error, lambda m: console.print(f"[bold red]error:[/] {escape(m)}", highlight=False)))
+
+
+app = _App(help="Build over-refusal datasets: benign image+text queries that look alarming.",
+           no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks.")) -> None:
+    if debug:
+        os.environ["MOSSFORGE_DEBUG"] = "1"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -34,9 +55,18 @@ def run(
     cache: Optional[str] = typer.Option(None, "--cache", help="Model-call cache: use, refresh (re-ask and "
                                         "overwrite) or off (default: the config's cache.mode)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once (exit 5) when another run is "
+                                 "building the same dataset folder, instead of waiting for it."),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not probe the endpoints "
+                                        "before the run (folders are still checked)."),
 ) -> None:
-    """Run the build_dataset flow and print the path of the version it published."""
+    """Run the build_dataset flow and print the path of the version it published.
+
+    Before any work: the folders it writes, and every endpoint the config uses (exit codes:
+    README, "Exit codes")."""
     overrides = {}
+    if no_wait:
+        overrides["run.wait_for_lock"] = False
     if per_type is not None:
         overrides["plan.per_type"] = per_type
     if out is not None:
@@ -47,6 +77,11 @@ def run(
         cfg = load_config(config, overrides)  # validated before any work starts
     except ConfigError as error:
         _fail(str(error))
+    from mossforge.preflight import check_run
+
+    checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+    if checked:
+        console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
 
@@ -60,9 +95,11 @@ def run(
 
     def sink(stage: str, amount: int) -> None:
         if stage in ids:
-            bars.advance(ids[stage], amount)
+            task = bars.tasks[ids[stage]]  # a plan topped up for dedup's losses holds more than planned
+            bars.update(ids[stage], total=max(task.total or 0, task.completed + amount), advance=amount)
 
     progress.install(sink)
+    hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
     console.print(f"building [bold]{cfg.dataset.name}[/]: {planned} candidates planned "
                   f"(config hash {cfg.config_hash()}); starting Prefect…", highlight=False)
     try:
@@ -129,6 +166,9 @@ def _print_summary(summary: dict) -> None:
     reused = " (same content as an existing version: reused)" if summary["reused"] else ""
     console.print(f"[bold green]published[/] {counts['benign']} items ({by_type}){reused} "
                   f"in {summary['seconds']:.1f} s", highlight=False)
+    if summary.get("shortfall"):  # fewer than --per-type survived dedup, and the generator has no more
+        console.print("[yellow]fewer than asked:[/] " + ", ".join(f"{t} {n} short" for t, n in summary["shortfall"].items())
+                      + " (the generator has no more distinct candidates; published what there is)", highlight=False)
     not_run = [r["stage"] for r in summary["funnel"] if r["status"] == "not_run"]
     if not_run:
         console.print(f"[yellow]not run:[/] {', '.join(not_run)} (no models configured): these items "
@@ -196,7 +236,7 @@ def serve(
     deployment = name or cfg.dataset.name
     console.print(f"serving build_dataset/{deployment} on {cron!r} ({timezone}) against {url}; "
                   "Ctrl-C stops it", highlight=False)
-    build_dataset.serve(name=deployment, schedules=[schedule], parameters={"config": cfg.model_dump(mode="json")},
+    build_dataset.serve(name=deployment, schedules=[schedule], parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
                         tags=["mossforge", cfg.dataset.name])
 
 
@@ -204,14 +244,9 @@ _FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": 
 
 
 def _read_table(path: Path):
-    import polars as pl
+    from mossforge.tables import read_table
 
-    kind = _FORMATS.get(path.suffix.lower())
-    if kind is None:
-        _fail(f"{path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
-    if not path.exists():
-        _fail(f"{path}: no such file")
-    return getattr(pl, f"read_{kind}")(path)
+    return read_table(path)  # an InputError names the file (and line) when it cannot be read
 
 
 @app.command()

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from flows.publish import MANIFEST
 from flows.versions import parse_number, tag_for, verify_version
+from mossforge.errors import MossforgeError
 
 KEEP_ON_HUB = {".gitattributes"}  # the Hub's own file (LFS rules): never deleted by a push
 
 
-class HubError(RuntimeError):
+class HubError(MossforgeError, RuntimeError):
     """A push that cannot be done; the message says why and what to do, and never holds the token."""
 
 

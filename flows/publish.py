@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,7 @@ import pyarrow.parquet as pq
 
 from mossforge import code_version
 from mossforge.config import PUBLISH_TARGET_KEYS, Config
+from mossforge.errors import LockBusyError
 from mossforge.images import ImageStore
 from mossforge.schema import SCHEMA_VERSION, Candidate, dataset_features, to_table
 
@@ -140,12 +142,22 @@ def _image_cell(store: ImageStore, ref, target: Path) -> dict | None:
     return {"bytes": data, "path": relative}
 
 
+def _published_image_path(info: dict | None, target: Path) -> None:
+    """An image reference as the version holds it: `images/<sha256>.png` inside the version folder
+    when the image is published there, else an empty path (the sha256 still names it)."""
+    if info is not None:
+        relative = f"images/{info['sha256']}.png"
+        info["path"] = relative if (target / relative).is_file() else ""
+
+
 def _benign_rows(records, store, target):
     for record in records:
         row = record.model_dump(mode="json")
         row["image_info"] = row.pop("image")
         row["image"] = _image_cell(store, record.image, target)
         row["contrast_image"] = _image_cell(store, record.contrast.image, target)
+        _published_image_path(row["image_info"], target)  # not the run's store layout (`ab/abcd….png`)
+        _published_image_path(row["contrast"]["image"], target)
         yield row
 
 
@@ -200,6 +212,34 @@ def _write_split(rows, features, path: Path) -> int:
     return len(rows)
 
 
+def _published_refs(records: Sequence[Candidate], target: Path) -> list[Candidate]:
+    """Copies of `records` whose image paths point inside the version folder (or are empty)."""
+    out = []
+    for record in records:
+        copy = record.model_copy(deep=True)
+        for ref in (copy.image, copy.contrast.image):
+            if ref is not None:
+                relative = f"images/{ref.sha256}.png"
+                ref.path = relative if (target / relative).is_file() else ""
+        out.append(copy)
+    return out
+
+
+def published_config(config: Config) -> dict:
+    """The config as a published file shows it: nothing local. Where and how the run executed
+    (`run`, `cache`) is left out (a reader gets the defaults back), and a local file the config
+    names (a reference file, reviewed labels, a diffusion model folder) is shown by its name."""
+    data = config.model_dump(mode="json", exclude={"run": True, "cache": True})
+    for ref in data["dedup"]["reference_files"]:
+        ref["path"] = Path(ref["path"]).name
+    if data["consensus"].get("human_labels"):
+        data["consensus"]["human_labels"] = Path(data["consensus"]["human_labels"]).name
+    model = data["render"]["diffusion"].get("model")
+    if model and (Path(model).is_absolute() or Path(model).exists() or model.startswith(".")):
+        data["render"]["diffusion"]["model"] = f"(local folder) {Path(model).name}"
+    return data
+
+
 def _remove_stale_temporaries(root: Path) -> None:
     """Remove `.tmp-*` folders left by publishes that were killed (their process is gone)."""
     for child in root.glob(".tmp-*"):
@@ -210,6 +250,37 @@ def _remove_stale_temporaries(root: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
         except (ValueError, IndexError, PermissionError):
             continue
+
+
+LOCK = ".lock"  # held by a run for its whole length: one run at a time per dataset folder
+PUBLISH_LOCK = ".publish.lock"  # held while a version's number is chosen and its folder renamed
+
+
+@contextmanager
+def dataset_lock(out_dir: Path, dataset: str, wait: bool = True, notify=None) -> Iterator[None]:
+    """Hold the dataset folder's run lock. When another run holds it: wait (saying so through
+    `notify`, once), or raise `LockBusyError` at once when `wait` is false. The lock is a file
+    lock: the operating system releases it when its process dies, so a killed run never leaves
+    the folder locked."""
+    from filelock import FileLock, Timeout
+
+    root = Path(out_dir) / dataset
+    root.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if not wait:
+            raise LockBusyError(f"another mossforge run is building {dataset} in {root} (it holds {root / LOCK}); "
+                                "wait for it to finish, or run without --no-wait to wait for it") from None
+        if notify is not None:
+            notify(f"another mossforge run is building {dataset} in {root}: waiting for it to finish "
+                   "(Ctrl-C to stop; --no-wait fails at once instead)…")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def publish_local(
@@ -234,7 +305,7 @@ def publish_local(
     from itertools import chain
 
     from flows.card import render_card
-    from flows.versions import flatten_features, next_number
+    from flows.versions import flatten_features, next_number, unique_number
     from flows.report import write_version_report
 
     records = sorted(records, key=lambda r: r.id)
@@ -263,34 +334,42 @@ def publish_local(
         contrasts = _write_split(chain(_contrast_rows(records, store, tmp),
                                        _unpaired_contrast_rows(contrast_only, store, tmp)),
                                  features["contrast"], tmp / "data" / "contrast" / SHARD)
-        pq.write_table(to_table(dropped), tmp / "dropped.parquet")
+        pq.write_table(to_table(_published_refs(dropped, tmp)), tmp / "dropped.parquet")
         manifest = build_manifest(records, dropped, config, funnel, version)
         manifest["counts"]["contrast"] = contrasts
         manifest["model_calls"] = model_calls  # accounting of this run's calls; no keys in it
         manifest["consensus"] = consensus
         manifest["items"] = item_digests(records)
         manifest["features"] = {split: flatten_features(f) for split, f in features.items()}
-        previous = list_versions(Path(config.run.out_dir), config.dataset.name)
-        manifest["version_number"], manifest["change"] = next_number(
-            previous[-1] if previous else None, manifest["items"], manifest["features"])
-        write_version_report(tmp, manifest, records, dropped)  # report/: HTML + plots (not in the id)
-        (tmp / "README.md").write_text(render_card(manifest, features["benign"], features["contrast"]),
-                                       encoding="utf-8")
-        manifest["files"] = {
-            str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        try:
+        with _publish_lock(root):  # the number is chosen and the folder appears as one step
+            if (final / MANIFEST).is_file():  # a concurrent run published the same content
+                shutil.rmtree(tmp, ignore_errors=True)
+                return PublishedVersion(final, version, True, json.loads((final / MANIFEST).read_text()))
+            previous = list_versions(Path(config.run.out_dir), config.dataset.name)
+            manifest["version_number"], manifest["change"] = next_number(
+                previous[-1] if previous else None, manifest["items"], manifest["features"])
+            manifest["version_number"] = unique_number(manifest["version_number"],
+                                                        {m.get("version_number") for m in previous})
+            write_version_report(tmp, manifest, records, dropped)  # report/: HTML + plots (not in the id)
+            (tmp / "README.md").write_text(render_card(manifest, features["benign"], features["contrast"]),
+                                           encoding="utf-8")
+            manifest["files"] = {
+                str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
             os.rename(tmp, final)  # atomic: the version appears whole or not at all
-        except OSError:
-            if not (final / MANIFEST).is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run published the same content
-            return PublishedVersion(final, version, True, json.loads((final / MANIFEST).read_text()))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return PublishedVersion(final, version, False, manifest)
+
+
+@contextmanager
+def _publish_lock(root: Path) -> Iterator[None]:
+    from filelock import FileLock
+
+    with FileLock(str(root / PUBLISH_LOCK)):
+        yield
 
 
 def _is_controversial(record: Candidate) -> bool:
@@ -317,7 +396,7 @@ def build_manifest(records: Sequence[Candidate], dropped: Sequence[Candidate], c
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
         "config_hash": config.config_hash(),
-        "config": config.model_dump(mode="json"),
+        "config": published_config(config),
         "generators": [json.loads(g) for g in generators],
         "renderers": [{"renderer": r, "model_id": m or None} for r, m in renderers],
         "stages": stage_status,

@@ -160,6 +160,13 @@ def judge_figure(values: dict):
     return fig
 
 
+def _text_colour(image, value) -> str:
+    """Black or white, whichever reads on the cell's own colour (the colour map spans the grid's
+    minimum to its maximum, so the lowest cell is the lightest whatever its number)."""
+    red, green, blue, _ = image.cmap(image.norm(value))
+    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+
+
 def coverage_figure(values: dict):
     plt = _pyplot()
     if not values:
@@ -171,8 +178,7 @@ def coverage_figure(values: dict):
     image = ax.imshow(grid, cmap="Blues", aspect="auto")
     for i, row in enumerate(grid):
         for j, n in enumerate(row):
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
-                    color="white" if n > max(max(r) for r in grid) / 2 else "black")
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color=_text_colour(image, n))
     ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(types)), types, fontsize=8)
     ax.set_title("accepted items per stimulus type and apparent harm category")

@@ -114,28 +114,67 @@ def seed_bank():
     return SeedBank()
 
 
-def plan_stage(config: Config, run_dir: Path) -> tuple[list[str], StageReport]:
-    """Draw the slots of the run and write them in generation-sized batches."""
-    from generators.plan import draw_slots
+def plan_stage(config: Config, run_dir: Path, draw: dict[str, int] | None = None,
+               already: dict[str, int] | None = None, round_: int = 0) -> tuple[list[str], StageReport]:
+    """Draw the slots of the run and write them in generation-sized batches.
+
+    `draw`: slots per type (default: `plan.per_type` and a margin for what dedup removes, see
+    `generators.plan.first_draw`); `already`: how many of each type earlier rounds drew (a larger
+    draw extends a smaller one, so only the new slots are written); `round_` names the batches."""
+    from generators.plan import draw_slots, first_draw
 
     started = time.perf_counter()
     space = seed_bank().slot_space()
     space = {t: space[t] for t in config.plan.types}
+    draw = draw or first_draw(config.plan.per_type, {t: len(v) for t, v in space.items()})
     try:
-        slots = draw_slots(space, config.plan.per_type, config.plan.seed)
+        slots = draw_slots(space, draw, config.plan.seed)
     except ValueError as error:
         raise ConfigError(f"plan.per_type: {error}") from None
+    seen: Counter[str] = Counter()
+    new = []
+    for slot in slots:
+        seen[slot.stimulus_type] += 1
+        if seen[slot.stimulus_type] > (already or {}).get(slot.stimulus_type, 0):
+            new.append(slot)
+    prefix = f"batch-r{round_}-" if round_ else "batch-"
     out = []
-    for path, chunk in zip(batch_paths(run_dir / "plan", len(slots)), chunks(slots, config.generate.batch_size)):
+    for i, chunk in enumerate(chunks(new, config.generate.batch_size)):
+        path = run_dir / "plan" / f"{prefix}{i:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         pq.write_table(pa.Table.from_pylist([asdict(s) for s in chunk]), tmp)
         os.replace(tmp, path)
         out.append(str(path))
-    report = StageReport("plan", True, entered=len(slots), kept=len(slots),
+    report = StageReport("plan", True, entered=len(new), kept=len(new),
                          seconds=time.perf_counter() - started,
-                         note=f"{len(slots)} slots over {len(space)} types")
+                         note=f"{len(new)} slots over {len(space)} types" + (f" (top-up {round_})" if round_ else ""),
+                         details={f"drawn:{t}": n - (already or {}).get(t, 0) for t, n in draw.items()})
     return out, report
+
+
+def slot_counts(config: Config) -> dict[str, int]:
+    """How many distinct slots the generator can realise for each planned type."""
+    space = seed_bank().slot_space()
+    return {t: len(space[t]) for t in config.plan.types}
+
+
+def survived(report: StageReport) -> dict[str, int]:
+    """{type: candidates that survived dedup} from the dedup stage's funnel row."""
+    return {k.split(":", 1)[1]: v for k, v in report.details.items() if k.startswith("survived:")}
+
+
+def _quota(records: list[Candidate], per_type: int) -> tuple[list[Candidate], list[Candidate]]:
+    """The first `per_type` records of each type (in plan order), and the rest: `plan.per_type`
+    is what a run publishes at most, a margin drawn for dedup's losses is not."""
+    taken: Counter[str] = Counter()
+    kept, surplus = [], []
+    for record in records:
+        taken[record.stimulus_type] += 1
+        (kept if taken[record.stimulus_type] <= per_type else surplus).append(record)
+    for record in surplus:
+        record.drop("dedup", "surplus")
+    return kept, surplus
 
 
 # --- the model client: one per run and process, shared by every batch -------------------------
@@ -283,8 +322,12 @@ def dedup_stage(config: Config, paths: Sequence[str], run_dir: Path) -> tuple[li
     started = time.perf_counter()
     records = read_records(paths)
     if not config.dedup.enabled:
-        return _rebatch(records, run_dir / "dedup", config.render.batch_size), StageReport(
-            "dedup", False, len(records), len(records), note="dedup.enabled = false")
+        counts = Counter(r.stimulus_type for r in records)
+        kept, surplus = _quota(records, config.plan.per_type)
+        write_records(surplus, run_dir / "dropped" / "dedup.parquet")
+        return _rebatch(kept, run_dir / "dedup", config.render.batch_size), StageReport(
+            "dedup", False, len(records), len(kept), dropped={"surplus": len(surplus)} if surplus else {},
+            note="dedup.enabled = false", details={f"survived:{t}": n for t, n in counts.items()})
 
     references = load_references(config)
     embedder = MiniLMEmbedder()
@@ -319,12 +362,16 @@ def dedup_stage(config: Config, paths: Sequence[str], run_dir: Path) -> tuple[li
                 result.cluster_id = result.duplicate_of = item_id or f"ref:{source}:{question[:60]}"
             record.drop("dedup", result.reason)
             dropped.append(record)
+    unique = Counter(r.stimulus_type for r in kept)
+    kept, surplus = _quota(kept, config.plan.per_type)
+    dropped += surplus
     write_records(dropped, run_dir / "dropped" / "dedup.parquet")
     progress.advance("dedup", len(records))
     report = StageReport("dedup", True, len(records), len(kept),
                          dropped=dict(Counter(r.drop_reason for r in dropped)),
                          seconds=time.perf_counter() - started,
-                         note=f"{len(references)} references" if references else "")
+                         note=f"{len(references)} references" if references else "",
+                         details={f"survived:{t}": n for t, n in unique.items()})
     return _rebatch(kept, run_dir / "dedup", config.render.batch_size), report
 
 

@@ -24,10 +24,11 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from flows.publish import ITEM_SPLITS, MANIFEST, SHARD, list_versions, sha256_file
+from mossforge.errors import InputError
 
 
 
-class VersionError(ValueError):
+class VersionError(InputError):
     """A version that cannot be found, is ambiguous, or does not match its manifest."""
 
 
@@ -118,6 +119,20 @@ def next_number(previous: dict | None, items: dict[str, str | None], features: d
                                  "version_number": previous["version_number"]}}
 
 
+def unique_number(number: str, taken: set[str]) -> str:
+    """`number`, or the next one at the same level that no other version of the dataset has (two
+    versions are never given one number, even by runs that raced before publishing was locked)."""
+    major, minor, patch = parse_number(number)
+    while f"{major}.{minor}.{patch}" in taken:
+        if patch:
+            patch += 1
+        elif minor:
+            minor += 1
+        else:
+            major += 1
+    return f"{major}.{minor}.{patch}"
+
+
 def tag_for(manifest: dict) -> str:
     """The git tag of a version on the Hub: "v" + its number."""
     return f"v{manifest['version_number']}"
@@ -179,7 +194,12 @@ def resolve_version(out_dir: Path, ref: str, dataset: str | None = None) -> tupl
         raise VersionError(f"no version {ref!r} under {where} (`mossforge versions` lists them)")
     if len(matches) > 1:
         found = ", ".join(f"{m['dataset']}/{m['version']}" for m in matches)
-        raise VersionError(f"{ref!r} is ambiguous under {where}: {found}; name the dataset (--dataset)")
+        datasets = sorted({m["dataset"] for m in matches})
+        if len(datasets) > 1:  # advice that works as printed: naming the dataset resolves it
+            advice = "name the dataset: " + " or ".join(f"--dataset {d}" for d in datasets)
+        else:  # one dataset, two versions under one name: only an id tells them apart
+            advice = "name the version by its id: " + " or ".join(m["version"] for m in matches)
+        raise VersionError(f"{ref!r} is ambiguous under {where}: {found}; {advice}")
     return version_path(out_dir, matches[0]), matches[0]
 
 

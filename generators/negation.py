@@ -69,6 +69,71 @@ def plan_overlay(symbol: str, rng: random.Random, slogan: Optional[str] = None) 
                    slogan or DEFAULT_SLOGAN)
 
 
+# --- the harmful contrast's description: the scene without any trace of the negation -----------
+
+# Words and phrases that describe a negation overlay (what `generators/seedbank` and an LLM write
+# for it); with the slogan's own words, no contrast description may contain any of them.
+NEGATION_PHRASES: tuple[str, ...] = (
+    "prohibition", "red x", "bold x", "an x ", "x painted", "x drawn", "crossed out", "crossed-out",
+    "red circle", "diagonal slash", "slash through", "banner", "slogan", "hashtag", "caption",
+    "sign that reads", "that reads", "which reads", "reading \"", "the words", "no entry sign",
+    "warning sign", "stop sign", "do not ", "don't ", "say no", "#",
+)
+_CLAUSE_BREAKS = (", with ", " with ", ", and ", " and ", ", under ", ", beneath ", ", behind ", ", over ",
+                  " under ", " beneath ", " behind ", " over ", ", ")
+
+
+def negation_terms(negation) -> list[str]:
+    """The lower-case phrases that betray `negation` (a `Negation` or None) in a text."""
+    terms = list(NEGATION_PHRASES)
+    slogan = getattr(negation, "slogan", None)
+    if slogan:
+        text = slogan.lower().strip()
+        terms.append(text)
+        terms.append(text.lstrip("#"))
+    return [t for t in terms if t]
+
+
+def find_negation(text: str, negation=None) -> int:
+    """Index of the first negation phrase in `text` (case-insensitive), or -1."""
+    lower = f"{text.lower()} "
+    hits = [i for i in (lower.find(term) for term in negation_terms(negation)) if i >= 0]
+    return min(hits) if hits else -1
+
+
+def strip_negation(text: str, negation=None) -> str:
+    """`text` without the clauses that describe the negation: each sentence is cut before the
+    clause that names it ("A photo of X, with a bold red X across it." → "A photo of X."), and a
+    sentence with nothing left before it is dropped."""
+    import re
+
+    kept = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        cut_here = False
+        while (i := find_negation(sentence, negation)) >= 0:
+            prefix = sentence[:i]
+            cut = max((prefix.rfind(b) for b in _CLAUSE_BREAKS), default=-1)
+            sentence = prefix[:cut].rstrip(" ,;:-") if cut > 0 else ""
+            if sentence and not sentence.endswith((".", "!", "?")):
+                sentence += "."
+            cut_here = True
+        if sentence and (not cut_here or len(sentence.split()) >= 3):  # not a stub like "A photo."
+            kept.append(sentence)
+    return " ".join(kept)
+
+
+def contrast_description(candidate) -> str:
+    """What the harmful contrast image shows, with no trace of the negation: the candidate's own
+    contrast description where it has one free of negation words, else its image description
+    with the negation's clauses cut out, else a plain "A photo of <trigger element>."."""
+    negation = candidate.negation
+    for text in (candidate.contrast.image_description, strip_negation(candidate.image_description, negation)):
+        if text and find_negation(text, negation) < 0:
+            return text
+    trigger = strip_negation(f"A photo of {candidate.trigger_element}.", negation)
+    return trigger or "A photo."
+
+
 def overlay_seed(key: str, seed: int = 0) -> int:
     """The `random.Random` seed of an overlay: a stable hash of the item (or file) and a seed."""
     import hashlib

@@ -21,7 +21,7 @@ from typing import Any, Protocol, Sequence
 
 from filters.image_dedup import perceptual_hash
 from generators.diffusion import Rendered, RenderItem, Sink
-from generators.negation import CONTRAST_VARIANT, compose
+from generators.negation import CONTRAST_VARIANT, compose, contrast_description
 from mossforge.images import ImageStore
 from mossforge.schema import Candidate, ImageRef
 
@@ -49,8 +49,8 @@ class RenderOutcome:
 
 def prompt_for(candidate: Candidate, template: str = "{description}") -> str:
     description = candidate.image_description
-    if candidate.stimulus_type == "negated_harm" and candidate.contrast.image_description:
-        description = candidate.contrast.image_description
+    if candidate.stimulus_type == "negated_harm" and candidate.negation is not None:
+        description = contrast_description(candidate)  # the scene with no trace of the negation
     return template.format(description=description)
 
 

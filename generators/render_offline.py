@@ -7,8 +7,10 @@ with the (wrapped, possibly truncated) image description. Images are flagged syn
 record, and always contain text.
 
 For `negated_harm` the query image is the same card with the negation drawn over the element
-plate (a red prohibition sign, a red X, or a red banner with an anti-harm slogan); the harmful
-contrast image is the card *without* that overlay.
+plate (a red prohibition sign, a red X, or a red banner with an anti-harm slogan); the element's
+name is set on a patch of its own over the sign's and X's strokes, so it stays legible. The
+harmful contrast image is the card with no trace of the negation: no overlay, and a caption
+describing the scene alone (`negation.contrast_description`).
 
 Determinism: every layout choice comes from one `random.Random` seeded by the candidate id and
 its provenance seed; the only font is Pillow's bundled one (`ImageFont.load_default(size=N)`,
@@ -32,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from generators.negation import (  # noqa: F401 (re-exported: callers and tests import them here)
-    CONTRAST_VARIANT, DEFAULT_SLOGAN, Overlay, draw_overlay, red_pixel_share,
+    CONTRAST_VARIANT, DEFAULT_SLOGAN, Overlay, contrast_description, draw_overlay, red_pixel_share,
 )
 from generators.text import (  # noqa: F401 (re-exported)
     ELLIPSIS, SUPPORTED_CHARS, _font, _line_height, clean_text, wrap_text,
@@ -358,14 +360,25 @@ def _draw_tag(c: _Canvas, xy: tuple[float, float], text: str, fill: Color, color
     c.draw.text((x + pad, y + pad // 2), text, font=font, fill=color)
 
 
-def _draw_plate(c: _Canvas, lay: Layout, element: str) -> None:
+@dataclass(frozen=True)
+class _Label:
+    """The element's name on the plate: its lines, font and where each line's centre is (canvas px)."""
+
+    lines: tuple[str, ...]
+    font: ImageFont.FreeTypeFont
+    centres: tuple[tuple[float, float], ...]
+    stroke: int
+
+    def box(self, pad: float = 0.0) -> tuple[float, float, float, float]:
+        """The bounding box of the drawn text (canvas px), grown by `pad`."""
+        boxes = [self.font.getbbox(line, anchor="mm", stroke_width=self.stroke) for line in self.lines]
+        xs = [cx + v for (cx, _), b in zip(self.centres, boxes) for v in (b[0], b[2])]
+        ys = [cy + v for (_, cy), b in zip(self.centres, boxes) for v in (b[1], b[3])]
+        return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
+
+
+def _plate_label(c: _Canvas, lay: Layout, element: str) -> _Label:
     x0, y0, x1, y1 = c.box(lay.plate)
-    shadow = c.px(0.012)
-    radius = c.px(0.03)
-    c.draw.rounded_rectangle((x0 + shadow, y0 + shadow, x1 + shadow, y1 + shadow), radius=radius,
-                             fill=_shade(lay.palette.ground_line, 0.55))
-    c.draw.rounded_rectangle((x0, y0, x1, y1), radius=radius, fill=PLATE_FILL,
-                             outline=lay.palette.accent, width=max(1, c.px(0.008)))
     pad = c.px(0.035)
     inner_w, inner_h = (x1 - x0) - 2 * pad, (y1 - y0) - 2 * pad
     text_cy = (y0 + y1) / 2
@@ -387,12 +400,34 @@ def _draw_plate(c: _Canvas, lay: Layout, element: str) -> None:
         max_lines = max(1, int(inner_h // _line_height(font)))
         lines, _ = wrap_text(text, font, inner_w, max_lines)
     lh = _line_height(font)
-    cx, cy = (x0 + x1) / 2, text_cy
-    stroke = max(0, int(font.size) // 30)
-    for i, line in enumerate(lines):
-        y = cy + (i - (len(lines) - 1) / 2) * lh
-        c.draw.text((cx, y), line, font=font, fill=PLATE_TEXT, anchor="mm", stroke_width=stroke,
+    cx = (x0 + x1) / 2
+    centres = tuple((cx, text_cy + (i - (len(lines) - 1) / 2) * lh) for i in range(len(lines)))
+    return _Label(tuple(lines), font, centres, max(0, int(font.size) // 30))
+
+
+def _draw_label(c: _Canvas, label: _Label, sticker: bool = False) -> None:
+    """The element's name; as a `sticker` (on its own plate-coloured patch) over an overlay, so
+    that the overlay's strokes never cross it and the name stays legible."""
+    if sticker:
+        margin = c.px(0.012)
+        c.draw.rounded_rectangle(label.box(margin), radius=margin, fill=PLATE_FILL,
+                                 outline=PLATE_TEXT, width=max(1, c.px(0.003)))
+    for line, xy in zip(label.lines, label.centres):
+        c.draw.text(xy, line, font=label.font, fill=PLATE_TEXT, anchor="mm", stroke_width=label.stroke,
                     stroke_fill=PLATE_TEXT)
+
+
+def _draw_plate(c: _Canvas, lay: Layout, element: str) -> _Label:
+    x0, y0, x1, y1 = c.box(lay.plate)
+    shadow = c.px(0.012)
+    radius = c.px(0.03)
+    c.draw.rounded_rectangle((x0 + shadow, y0 + shadow, x1 + shadow, y1 + shadow), radius=radius,
+                             fill=_shade(lay.palette.ground_line, 0.55))
+    c.draw.rounded_rectangle((x0, y0, x1, y1), radius=radius, fill=PLATE_FILL,
+                             outline=lay.palette.accent, width=max(1, c.px(0.008)))
+    label = _plate_label(c, lay, element)
+    _draw_label(c, label)
+    return label
 
 
 def _draw_caption(c: _Canvas, lay: Layout, description: str) -> None:
@@ -409,15 +444,15 @@ def _draw_caption(c: _Canvas, lay: Layout, description: str) -> None:
         c.draw.text((x0 + pad, top + i * lh), line, font=font, fill=CAPTION_TEXT)
 
 
-def _draw_base(c: _Canvas, lay: Layout, candidate: Candidate) -> None:
+def _draw_base(c: _Canvas, lay: Layout, candidate: Candidate) -> _Label:
+    """Everything but the caption (which differs between a negated image and its contrast)."""
     _draw_scene(c, lay)
     if c.size >= 192:  # below that the tags would be illegible and collide
         tag_text = clean_text(candidate.scene_domain).upper()[:32] or "SCENE"
         _draw_tag(c, (0.025, 0.025), tag_text, CAPTION_FILL, CAPTION_TEXT)
         _draw_tag(c, (0.975, 0.025), "synthetic illustration", PLATE_FILL, PLATE_TEXT,
                   align_right=True)
-    _draw_plate(c, lay, candidate.trigger_element)
-    _draw_caption(c, lay, candidate.image_description)
+    return _draw_plate(c, lay, candidate.trigger_element)
 
 
 # --- the renderer ------------------------------------------------------------------------------
@@ -449,12 +484,35 @@ class OfflineRenderer:
         lay = _plan(candidate)
         p = lay.palette
         canvas = _Canvas(self.size, self.scale, p.sky_top, p.sky_bottom, lay.horizon, p.ground)
-        _draw_base(canvas, lay, candidate)
+        label = _draw_base(canvas, lay, candidate)
+        main_caption, contrast_caption = self.captions(candidate)
         if lay.overlay is None:
+            _draw_caption(canvas, lay, main_caption)
             return canvas.finish(), None
+        base = canvas.image.copy()
+        # the harmful contrast: the same card with no trace of the negation, caption included
+        _draw_caption(canvas, lay, contrast_caption)
         contrast = canvas.finish()
+        canvas.image, canvas.draw = base, ImageDraw.Draw(base)
+        _draw_caption(canvas, lay, main_caption)
         draw_overlay(canvas.image, lay.overlay)
+        if lay.overlay.symbol != "slogan_banner":  # the sign's and X's strokes cross the plate
+            _draw_label(canvas, label, sticker=True)
         return canvas.finish(), contrast
+
+    def captions(self, candidate: Candidate) -> tuple[str, Optional[str]]:
+        """The caption text of the query image and of the contrast image (None without one)."""
+        if candidate.stimulus_type == "negated_harm" and candidate.negation is not None:
+            return candidate.image_description, contrast_description(candidate)
+        return candidate.image_description, None
+
+    def label_box(self, candidate: Candidate) -> tuple[float, float, float, float]:
+        """Where the element's name is drawn, in output pixels (for tests: nothing crosses it)."""
+        lay = _plan(candidate)
+        canvas = _Canvas(MIN_SIZE, 1, (0, 0, 0), (0, 0, 0), lay.horizon, (0, 0, 0))
+        canvas.size, canvas.S = self.size, self.size * self.scale
+        box = _plate_label(canvas, lay, candidate.trigger_element).box()
+        return tuple(v / self.scale for v in box)  # type: ignore[return-value]
 
     def render(self, candidate: Candidate,
                store: ImageStore) -> tuple[ImageRef, Optional[ImageRef]]:

@@ -39,6 +39,8 @@ from openai.resources.images import AsyncImages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from mossforge.errors import PreflightError
+
 log = logging.getLogger(__name__)
 
 CacheMode = Literal["use", "refresh", "off"]
@@ -76,7 +78,7 @@ class EndpointConfig(BaseModel):
         return data
 
 
-class MissingApiKeyError(RuntimeError):
+class MissingApiKeyError(PreflightError, RuntimeError):
     """An endpoint names an environment variable for its key, and that variable is not set."""
 
 

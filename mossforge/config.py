@@ -15,10 +15,11 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mossforge.client import EndpointConfig
+from mossforge.errors import InputError
 from mossforge.schema import STIMULUS_TYPES, StimulusType
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config that cannot be used; the message names the file and the offending key."""
 
 
@@ -41,6 +42,7 @@ class DatasetSection(_Section):
 
 
 PUBLISH_TARGET_KEYS = ("hub_repo", "hub_private")  # dataset keys that say where, not what
+RUN_POLICY_KEYS = ("max_failed_share", "allow_empty", "wait_for_lock")  # run keys that change no stage
 
 
 class PlanSection(_Section):
@@ -228,6 +230,13 @@ class RunSection(_Section):
     dask_workers: int = Field(2, ge=1, le=1024)  # processes of the local cluster
     dask_threads_per_worker: int = Field(1, ge=1, le=256)
     ray_address: Optional[str] = None  # e.g. "ray://10.0.0.5:10001"; None: start Ray locally
+    # Policy (mossforge/preflight.py): a stage whose model calls failed, all of them or more than
+    # this share, fails the run and nothing is published; a run with no items publishes nothing
+    # unless allow_empty; a second run into the same dataset folder waits for the first (or fails
+    # at once when wait_for_lock is false, `--no-wait`).
+    max_failed_share: float = Field(0.2, ge=0.0, le=1.0)
+    allow_empty: bool = False
+    wait_for_lock: bool = True
 
     def work_path(self) -> Path:
         return Path(self.work_dir) if self.work_dir else Path(self.out_dir) / ".work"

@@ -131,6 +131,7 @@ class OpenAIServer:
 
     def __init__(self, script: Script = None, latency: float = 0.0) -> None:
         self.latency = latency
+        self.models: list[str] = []  # what GET /models lists (empty: a server that lists none)
         self.requests: list[Request] = []
         self.max_active = 0
         self._active = 0
@@ -221,6 +222,15 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with app._lock:
                 app._active -= 1
+
+    def do_GET(self) -> None:  # noqa: N802  GET /v1/models (the preflight of image endpoints)
+        app = self.server.app
+        request = Request(self.path, {k.lower(): v for k, v in self.headers.items()}, None, time.time())
+        reply = app._next_reply(request)
+        if reply.kind == "status":
+            return self._send(reply.status, json.dumps(reply.body).encode(), reply.headers)
+        models = [{"id": m, "object": "model"} for m in app.models]
+        return self._send(200, json.dumps({"object": "list", "data": models}).encode(), {})
 
     def _answer(self, app: OpenAIServer, request: Request, reply: Reply) -> None:
         wait = app.latency + reply.delay if reply.kind == "ok" else reply.delay

@@ -42,13 +42,15 @@ def test_build_end_to_end_and_rerun_reuses_stages(prefect_harness, tmp_path, cou
     summary = build_dataset(config=config)
     funnel = {row["stage"]: row for row in summary["funnel"]}
     assert list(funnel) == list(stages.STAGES)
-    assert funnel["plan"]["kept"] == 18 and funnel["generate"]["kept"] == 18
-    assert funnel["dedup"]["entered"] == 18
+    # 6 per type and a margin of 1 for dedup's losses; 6 of each type are kept (issue 15)
+    assert funnel["plan"]["kept"] == 21 and funnel["generate"]["kept"] == 21
+    assert funnel["dedup"]["entered"] == 21
     assert funnel["target_check"]["status"] == "not_run"
     assert funnel["consensus_label"]["status"] == "not_run"
     kept = funnel["dedup"]["kept"]
+    assert kept == 18 and summary["counts"]["by_type"] == {t: 6 for t in summary["counts"]["by_type"]}
     assert funnel["render"]["kept"] == kept == summary["counts"]["benign"] > 0
-    assert counted == {"generate": 4, "render": -(-kept // 4), "dedup": 1}
+    assert counted == {"generate": 5, "render": -(-kept // 4), "dedup": 1}
 
     path = Path(summary["path"])
     assert path.parent == tmp_path / "out" / "flowtest" and path.name == summary["version"]

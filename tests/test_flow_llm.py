@@ -40,7 +40,8 @@ def test_llm_flow_counts_calls_and_a_rerun_makes_none(prefect_harness, tmp_path,
         total = first["model_calls"]["total"]
         assert total["calls"] == calls and total["cache_hits"] == 0 and total["cost_usd"] > 0
         generate = next(r for r in first["funnel"] if r["stage"] == "generate")
-        assert generate["entered"] == 12 and "writer" in generate["note"]
+        # 4 per type and a margin for dedup's losses (topped up when more are lost; issue 15)
+        assert generate["entered"] >= 15 and "writer" in generate["note"]
 
         rows = datasets.load_dataset(first["path"], "benign", split="test")
         assert len(rows) == first["counts"]["benign"] > 0

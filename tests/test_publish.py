@@ -124,11 +124,11 @@ publish.publish_local([record], [], config, [], store.root)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == -9, result.stderr
     root = Path(config.run.out_dir) / "demo"
-    leftovers = list(root.iterdir())
+    leftovers = [p for p in root.iterdir() if p.name not in (publish.LOCK, publish.PUBLISH_LOCK)]
     assert leftovers and all(p.name.startswith(".tmp-") for p in leftovers)
     assert list_versions(Path(config.run.out_dir), "demo") == []
     version = publish_local(records, dropped, config, FUNNEL, store.root)
-    assert [p.name for p in root.iterdir()] == [version.version]
+    assert [p.name for p in root.iterdir() if p.name != publish.PUBLISH_LOCK] == [version.version]
 
 
 def test_version_id_ignores_code_version_only(setup):

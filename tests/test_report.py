@@ -101,3 +101,25 @@ def test_no_targets_is_shown_as_not_run(tmp_path):
     report.write_report(tmp_path, manifest(accepted, []), accepted, [])
     assert json.loads((tmp_path / "report" / "plots.json").read_text())["refusals"] == {}
     assert "Target check: <b>not run</b>" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_every_coverage_number_reads_on_its_cell():
+    """Issue 15: the lowest cell is the lightest (the colour map spans min..max), so its number
+    must be dark, whatever its value; the highest cell's number light."""
+    from matplotlib.colors import to_rgb
+
+    from flows import report
+
+    figure = report.coverage_figure({"exaggerated_risk": {"cybercrime": 40, "copyright": 45},
+                                     "negated_harm": {"cybercrime": 44, "copyright": 41}})
+    axes = figure.axes[0]
+    image = axes.images[0]
+
+    def luminance(rgb):
+        return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+
+    texts = axes.texts
+    assert len(texts) == 4
+    for text in texts:
+        cell = image.cmap(image.norm(int(text.get_text())))[:3]
+        assert abs(luminance(to_rgb(text.get_color())) - luminance(cell)) > 0.4, text.get_text()

@@ -321,7 +321,7 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
         # An uninterrupted run, in its own folders: the version a resumed run must reproduce.
         clean = tmp_path / "clean"
         clean.mkdir()
-        proc = mossforge(server, "run", "--config", str(target_config(clean, model_server.base_url, "resume")))
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(target_config(clean, model_server.base_url, "resume")))
         out, err = proc.communicate(timeout=480)
         assert proc.returncode == 0, err[-3000:]
         expected_version = Path(out.strip().splitlines()[-1]).name
@@ -332,7 +332,7 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
         run = tmp_path / "run"
         run.mkdir()
         config = target_config(run, model_server.base_url, "resume")
-        proc = mossforge(server, "run", "--config", str(config), start_new_session=True)
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config), start_new_session=True)
         wait_until(lambda: len(arrived) >= KILL_AT, 480, f"{KILL_AT} target requests", proc)
         time.sleep(1.0)  # the answered requests' cache entries are on disk; the last is unanswered
         os.killpg(proc.pid, signal.SIGKILL)  # a real kill: no cleanup, no flush
@@ -342,7 +342,7 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
         answered = arrived[:KILL_AT - 1]
 
         arrived.clear()
-        proc = mossforge(server, "run", "--config", str(config))
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config))
         out, err = proc.communicate(timeout=480)
         assert proc.returncode == 0, err[-3000:]
         resumed = list(arrived)

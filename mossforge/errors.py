@@ -1,0 +1,174 @@
+"""mossforge's error base and what the command line makes of any error.
+
+Every error a user can act on derives from `MossforgeError`: its message names the file, key,
+endpoint, host or folder, and says what to do; its `exit_code` says what happened. The CLI has one
+handler (`report`) at its entry point: one or two lines on stderr and that exit code; the full
+traceback only with `--debug`, or in a log file the message names.
+
+Exit codes (the README lists them too):
+
+| code | meaning |
+|------|---------|
+| 0    | done (a version published, or a command did its work) |
+| 1    | failed: a run whose stage failed (too many model calls failed), a push to the Hub that failed, an unexpected error |
+| 2    | bad input: a config, a file, a column, an argument; nothing was done |
+| 3    | an endpoint is not usable (rejected key, unknown model, host not reachable): found by the preflight, before any stage |
+| 4    | nothing to publish: the run ended with zero items and the config does not allow empty versions |
+| 5    | the dataset folder is locked by another run (with `--no-wait`) |
+| 6    | network: a host could not be reached |
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+
+class MossforgeError(Exception):
+    """An error with a message a user can act on, and the exit code that says what happened."""
+
+    exit_code = 1
+
+
+class InputError(MossforgeError, ValueError):
+    """Bad input: a file, a column, an argument (the message names it)."""
+
+    exit_code = 2
+
+
+class PreflightError(MossforgeError):
+    """An endpoint the config uses cannot be used (key rejected, model unknown, host unreachable)."""
+
+    exit_code = 3
+
+
+class StageFailedError(MossforgeError):
+    """A stage whose model calls failed (all, or more than the configured share): nothing published."""
+
+    exit_code = 1
+
+
+class EmptyVersionError(MossforgeError):
+    """A run that would publish a version with no items, which the config does not allow."""
+
+    exit_code = 4
+
+
+class LockBusyError(MossforgeError):
+    """Another run holds the dataset folder's lock."""
+
+    exit_code = 5
+
+
+class NetworkError(MossforgeError):
+    """A host that could not be reached."""
+
+    exit_code = 6
+
+
+def _network_host(error: BaseException) -> str | None:
+    """The host of a connection error (httpx, requests, urllib3), if `error` is one."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if not names & {"ConnectError", "ConnectTimeout", "ConnectionError", "NewConnectionError",
+                    "NameResolutionError", "MaxRetryError", "APIConnectionError"}:
+        return None
+    try:
+        request = getattr(error, "request", None)  # httpx raises when the error has no request
+    except RuntimeError:
+        request = None
+    url = getattr(request, "url", None)
+    if url is not None:
+        return str(getattr(url, "host", None) or url)
+    return getattr(error, "host", None) or "the host"
+
+
+def describe(error: BaseException) -> tuple[str, int]:
+    """(one or two lines for the user, exit code) for any error."""
+    for link in _chain(error):
+        if isinstance(link, MossforgeError):
+            return str(link), link.exit_code
+    for link in _chain(error):
+        host = _network_host(link)
+        if host is not None:
+            return (f"could not reach {host} ({type(link).__name__}: {str(link)[:200]}); check the network "
+                    "connection (and HF_ENDPOINT, a proxy or PREFECT_API_URL if set), then run the "
+                    "command again"), NetworkError.exit_code
+    for link in _chain(error):
+        if isinstance(link, PermissionError):
+            where = link.filename or "a file"
+            return (f"permission denied: {where} cannot be written; choose a folder you can write "
+                    "(e.g. --out DIR) or fix its permissions"), InputError.exit_code
+    return f"{type(error).__name__}: {error}", 1
+
+
+def _chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("MOSSFORGE_DEBUG", "") not in ("", "0", "false")
+
+
+def write_log(error: BaseException) -> Path | None:
+    """The full traceback in a log file (for errors that are not ours); its path, or None."""
+    try:
+        handle, name = tempfile.mkstemp(prefix="mossforge-error-", suffix=".log")
+        with os.fdopen(handle, "w", encoding="utf-8") as log:
+            log.write(f"mossforge {' '.join(sys.argv[1:])}\n\n")
+            log.write("".join(traceback.format_exception(error)))
+        return Path(name)
+    except OSError:
+        return None
+
+
+def report(error: BaseException, print_line) -> int:
+    """Print what went wrong with `print_line(str)` and return the exit code. Errors that are not
+    mossforge's own (a bug, most likely) get their traceback written to a log file it names."""
+    message, code = describe(error)
+    if not any(isinstance(e, MossforgeError) for e in _chain(error)):
+        log = write_log(error)
+        if log is not None:
+            message += f"\n(full traceback in {log}; run with --debug to see it here)"
+    print_line(message)
+    return code
+
+
+class _HideOwnErrors(logging.Filter):
+    """Drops log records that carry a mossforge error: the CLI's handler reports it, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and any(isinstance(e, MossforgeError) for e in _chain(error)):
+            return False
+        message = record.getMessage() if record.levelno >= logging.ERROR else ""
+        return not any(name in message for name in _OWN_ERROR_NAMES)
+
+
+_OWN_ERROR_NAMES: tuple[str, ...] = ()
+
+
+def hide_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) -> None:
+    """Keep an orchestrator's loggers from printing a traceback for an error the CLI reports in
+    one line (unless --debug)."""
+    global _OWN_ERROR_NAMES
+    if debug_enabled():
+        return
+    _OWN_ERROR_NAMES = tuple(f"{cls.__name__}(" for cls in _subclasses(MossforgeError))
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideOwnErrors) for f in logger.filters):
+            logger.addFilter(_HideOwnErrors())
+
+
+def _subclasses(cls):
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)

@@ -1,0 +1,42 @@
+"""Reading a user's table (csv, jsonl, parquet) with errors that name the file, the line and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mossforge.errors import InputError
+
+FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": "parquet"}
+
+
+def first_non_utf8(path: Path) -> tuple[int, int] | None:
+    """(line, byte) of the first byte sequence in `path` that is not UTF-8, or None."""
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return data[:error.start].count(b"\n") + 1, data[error.start]
+    return None
+
+
+def read_table(path: Path):
+    """A polars DataFrame of `path`; `InputError` naming the file (and line) when it cannot be read."""
+    import polars as pl
+
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (0 bytes): give a {kind} file with "
+                         + ("a header row and rows" if kind == "csv" else "rows"))
+    if kind != "parquet" and (bad := first_non_utf8(path)) is not None:
+        line, byte = bad
+        raise InputError(f"{path}, line {line}: byte 0x{byte:02x} is not UTF-8; save the file as UTF-8 "
+                         f"(e.g. `iconv -f latin1 -t utf-8 {path} > fixed{path.suffix}`) and run again")
+    try:
+        return getattr(pl, f"read_{kind}")(path)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        raise InputError(f"{path} could not be read as {kind}: {str(error).splitlines()[0][:300]}") from None
