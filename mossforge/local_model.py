@@ -264,7 +264,9 @@ class Backend:
 
     def start(self) -> None:
         self.port = free_port()
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
+        # MOSSFORGE_LLAMA_SERVER_MODULE: the unit tests' scripted stand-in (tests/fake_llama_server.py)
+        module = os.environ.get("MOSSFORGE_LLAMA_SERVER_MODULE", "llama_cpp.server")
+        command = [sys.executable, "-m", module, "--model", str(self.model),
                    "--model_alias", self.alias, "--n_threads", str(self.threads),
                    "--n_threads_batch", str(self.threads), "--n_ctx", str(self.n_ctx),
                    "--host", "127.0.0.1", "--port", str(self.port), "--interrupt_requests", "False"]
@@ -297,6 +299,22 @@ class Backend:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
+
+
+def openai_to_llama_cpp(body: bytes) -> bytes:
+    """llama-cpp-python's server takes a JSON schema as `{"type": "json_object", "schema": ...}`,
+    not OpenAI's `{"type": "json_schema", "json_schema": {"schema": ...}}`: translate, so that
+    schema-constrained generation (generate, judges) reaches its grammar. Anything else: unchanged."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return body
+    response_format = request.get("response_format") if isinstance(request, dict) else None
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return body
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    request["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
+    return json.dumps(request).encode()
 
 
 class Supervisor:
@@ -413,7 +431,7 @@ class Supervisor:
                     self._send(*supervisor.forward("GET", self.path, b"", {}))
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = openai_to_llama_cpp(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 self._send(*supervisor.forward("POST", self.path, body, {"Content-Type": "application/json"}))
 
         return Handler
@@ -515,6 +533,8 @@ def start(endpoint: str, settings, base_url: str, alias: str, work_dir: Path, de
                "--servers", str(settings.servers), "--threads", str(settings.threads),
                "--n-ctx", str(settings.n_ctx), "--max-restarts", str(settings.max_restarts),
                "--start-timeout", str(settings.start_timeout_s), "--log-dir", str(folder)]
+    if not detach:
+        command += ["--watch-parent", str(os.getpid())]
     progress(f"{endpoint}: starting {settings.servers} llama.cpp server(s) of {settings.model} "
              f"({settings.threads} thread(s) each) on port {port}; logs in {folder}")
     with open(log, "ab") as handle:
@@ -556,6 +576,41 @@ def stop_all(handles: list[Handle]) -> None:
 
 def failures(handles: list[Handle]) -> list[str]:
     return [f for f in (h.failure() for h in handles) if f]
+
+
+class Servers:
+    """The servers a config needs, started now and stopped by `stop()` or at interpreter exit
+    (and by themselves when this process dies). `watch` interrupts the main thread when a server
+    fails for good, so a run stops with `failures()` instead of publishing undecided answers."""
+
+    def __init__(self, cfg, progress: Callable[[str], None] = lambda line: None):
+        import atexit
+
+        self.handles = start_all(cfg, progress) if getattr(cfg, "local_models", None) else []
+        self.failed: list[str] = []
+        self._stopped = threading.Event()
+        atexit.register(self.stop)
+
+    def failures(self) -> list[str]:
+        return self.failed or failures(self.handles)
+
+    def watch(self, interval_s: float = 2.0) -> None:
+        import _thread
+
+        def loop() -> None:
+            while not self._stopped.wait(interval_s):
+                found = failures(self.handles)
+                if found:
+                    self.failed = found
+                    _thread.interrupt_main()
+                    return
+        if self.handles:
+            threading.Thread(target=loop, daemon=True, name="mossforge-local-model-watch").start()
+
+    def stop(self) -> None:
+        if not self._stopped.is_set():
+            self._stopped.set()
+            stop_all(self.handles)
 
 
 @contextlib.contextmanager
@@ -602,6 +657,7 @@ def _serve_main(argv: list[str]) -> int:
     parser.add_argument("--max-restarts", type=int, default=2)
     parser.add_argument("--start-timeout", type=float, default=180)
     parser.add_argument("--log-dir", type=Path, required=True)
+    parser.add_argument("--watch-parent", type=int, default=0, help="stop when this process is gone")
     args = parser.parse_args(argv)
     model = spec(args.model)
     supervisor = Supervisor(args.endpoint, model, verify(args.model), args.alias or args.model, args.port,
@@ -613,6 +669,16 @@ def _serve_main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.watch_parent:  # a run killed with -9 leaves no servers behind
+        def watch() -> None:
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(args.watch_parent, 0)
+                except ProcessLookupError:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+        threading.Thread(target=watch, daemon=True).start()
     try:
         supervisor.start()
         print(json.dumps(supervisor.status()), flush=True)
