@@ -105,13 +105,12 @@ def test_schema_constrained_generation_yields_valid_candidates_or_counted_drops(
     from generators.llm import LLMGenerator
     from generators.plan import Slot
 
-    slots = [Slot("k0", "exaggerated_risk", "general_harm", "home", "a toy knife"),
-             Slot("k1", "counterintuitive_interpretation", "illegal_activity", "street", "a garbage bag")]
+    slots = [Slot("k0", "exaggerated_risk", "general_harm", "home", "a toy knife")]
     with _client(local_cfg) as client:
-        generator = LLMGenerator(client, "local", candidates_per_call=2, few_shot=1, temperature=0,
-                                 max_tokens=700, structured=True, repair=False)
+        generator = LLMGenerator(client, "local", candidates_per_call=1, few_shot=1, temperature=0,
+                                 max_tokens=450, structured=True, repair=False)
         candidates, stats = generator.generate(slots, seed=0)
-    assert stats.requested == 2 and stats.failed_calls == 0
+    assert stats.requested == 1 and stats.failed_calls == 0
     assert stats.accepted + sum(stats.dropped.values()) == stats.requested
     for candidate in candidates:
         assert candidate.question.strip() and candidate.image_description.strip()
