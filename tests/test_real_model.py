@@ -50,6 +50,7 @@ def local_cfg(tmp_path_factory):
                      "params": {"temperature": 0, "max_tokens": 48}}],
         "judges": [{"name": "qwen1.5b-judge", "endpoint": "local", "send_image": False, "structured": True,
                     "params": {"temperature": 0, "max_tokens": 120}}],
+        "consensus": {"min_votes": 1},
         "run": {"out_dir": str(work / "out")},
         "cache": {"dir": str(work / "cache")},
     })
