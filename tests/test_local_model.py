@@ -179,3 +179,24 @@ def test_text_only_target_sees_the_description_and_says_so():
     assert image_input(seeing, query) == "image" and isinstance(target_messages(seeing, query)[0]["content"], list)
     assert image_input(TargetConfig(name="t", endpoint="e", send_image=False), query) == "none"
     assert image_input(text_only, Query("q")) == "none"
+
+
+def test_bootstrap_does_nothing_when_the_environment_is_current():
+    """Issue 15, item 8: a second `bootstrap.sh test` with nothing changed installs nothing. Runs
+    where the test environment was made by bootstrap.sh (CI: `.ci/run` does it just before)."""
+    import subprocess
+
+    root = TESTS.parent
+    stamp = root / ".venv" / ".mossforge-bootstrap-test-local"
+    if not stamp.exists():
+        pytest.skip(f"no {stamp}: this environment was not made by `bash scripts/bootstrap.sh test`")
+    for name in local_model.MODELS:
+        try:
+            local_model.verify(name)
+        except local_model.LocalModelError as error:
+            pytest.skip(f"bootstrap would install a model first: {error}")
+    done = subprocess.run(["bash", "scripts/bootstrap.sh", "test"], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "is current" in done.stderr and "nothing to install" in done.stderr, done.stderr
+    assert "installing" not in done.stderr.replace("checking / installing", "")
