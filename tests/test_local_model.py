@@ -200,3 +200,28 @@ def test_bootstrap_does_nothing_when_the_environment_is_current():
     assert done.returncode == 0, done.stderr
     assert "is current" in done.stderr and "nothing to install" in done.stderr, done.stderr
     assert "installing" not in done.stderr.replace("checking / installing", "")
+
+
+def test_a_server_failure_mid_run_interrupts_the_run_with_the_reason():
+    """`run` watches its servers: a failure interrupts the main thread (the flow), and the CLI
+    reports `failures()` instead of publishing undecided answers or hanging."""
+    import threading
+    import time
+
+    class Failing:
+        def __init__(self):
+            self.after = time.monotonic() + 0.5
+
+        def failure(self):
+            return "server died 3 times; log x.log" if time.monotonic() > self.after else None
+
+        def stop(self):
+            pass
+
+    servers = object.__new__(local_model.Servers)
+    servers.handles, servers.failed, servers._stopped = [Failing()], [], threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        servers.watch(interval_s=0.1)
+        time.sleep(10)
+    assert servers.failures() == ["server died 3 times; log x.log"]
+    servers.stop()
