@@ -1,8 +1,9 @@
 """Do real models refuse mossforge's queries? The local Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, llama.cpp,
 text-only: it sees "[Image: <description>] <question>") answers every benign and contrast query of a
 published version; the rules classifier labels the answers; refusal rate per split and stimulus type
-with Wilson 95% intervals. Plus throughput: the target check (mossforge's client over the managed
-servers) against the servers' own sequential rate on the same prompts.
+with Wilson 95% intervals. Plus throughput: the target check (mossforge's client over the managed servers) against
+the servers' own rate on the same prompts (each server sent its share one after another, straight
+to its port, all servers at once).
 
     .venv/bin/python benchmarks/bench_real_refusal.py --version outputs/mossforge-offline/<id>
     .venv/bin/python benchmarks/bench_real_refusal.py --per-type 100    # builds an offline version first
@@ -43,15 +44,27 @@ def build_version(per_type: int, out: Path) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def sequential(port: int, alias: str, messages: list[list[dict]], params: dict) -> tuple[float, int]:
-    """Seconds and output tokens for these requests sent one after another straight to one server."""
-    started, tokens = time.perf_counter(), 0
+def sequential(port: int, alias: str, messages: list[list[dict]], params: dict) -> int:
+    """Output tokens for these requests sent one after another straight to one server."""
+    tokens = 0
     for message in messages:
         body = json.dumps({"model": alias, "messages": message, **params}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=600) as response:
             tokens += json.loads(response.read())["usage"]["completion_tokens"]
+    return tokens
+
+
+def servers_alone(ports: list[int], alias: str, messages: list[list[dict]], params: dict) -> tuple[float, int]:
+    """The servers' own rate: the prompts dealt round-robin to the servers, each server sent its
+    share one after another straight to its port (no mossforge), all servers at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shares = [messages[i::len(ports)] for i in range(len(ports))]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(ports)) as pool:
+        tokens = sum(pool.map(lambda pair: sequential(pair[0], alias, pair[1], params), zip(ports, shares)))
     return time.perf_counter() - started, tokens
 
 
@@ -64,6 +77,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--throughput-sample", type=int, default=8, help="prompts per server for the throughput check")
+    parser.add_argument("--throughput-only", action="store_true", help="skip the refusal measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_refusal.json")
     args = parser.parse_args()
 
@@ -100,19 +114,21 @@ def main() -> None:
         # throughput: the same prompts, sequentially on one server, then through mossforge on all
         sample = queries[: args.throughput_sample * args.servers]
         messages = [target_messages(target, q) for q in sample]
-        seq_s, seq_tokens = sequential(backend_ports[0], alias, messages, params)
+        seq_s, seq_tokens = servers_alone(backend_ports, alias, messages, params)
         with ModelClient(list(cfg.endpoints.values()), cache_dir=work / "cache-throughput", cache_mode="off") as client:
             started = time.perf_counter()
             replies = ask_targets(client, [target], sample)[target.name]
             moss_s = time.perf_counter() - started
         moss_tokens = sum(getattr(r, "output_tokens", 0) for r in replies)
-        ideal = args.servers * seq_tokens / seq_s  # tokens/s the servers alone would give
-        throughput = {"prompts": len(sample), "sequential_one_server_s": round(seq_s, 1),
-                      "sequential_tokens_per_s": round(seq_tokens / seq_s, 2),
-                      "ideal_tokens_per_s": round(ideal, 2),
+        ideal = seq_tokens / seq_s  # tokens/s the servers alone gave on these prompts
+        throughput = {"prompts": len(sample), "servers_alone_s": round(seq_s, 1),
+                      "servers_alone_tokens_per_s": round(ideal, 2),
                       "target_check_s": round(moss_s, 1), "target_check_tokens_per_s": round(moss_tokens / moss_s, 2),
                       "share_of_ideal": round(moss_tokens / moss_s / ideal, 3)}
         print(json.dumps(throughput), file=sys.stderr)
+        if args.throughput_only:
+            print(json.dumps(throughput))
+            return
         # the refusal measurement over every chosen item
         started = time.perf_counter()
         with ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(), cache_mode="use") as client:
