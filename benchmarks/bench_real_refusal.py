@@ -107,7 +107,7 @@ def main() -> None:
     servers = local_model.Servers(cfg, progress=lambda line: print(line, file=sys.stderr))
     try:
         status = servers.handles[0].status()
-        backend_ports = [b.port for b in []]  # the proxy hides them; read them from the logs' command lines
+        backend_ports = []  # the proxy hides them: read them from the servers' command lines in their logs
         for log in status["logs"]:
             line = [x for x in Path(log).read_text().splitlines() if x.startswith("== ")][-1]
             backend_ports.append(int(line.split("--port ")[1].split()[0]))
