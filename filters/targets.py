@@ -29,14 +29,31 @@ REFUSALS = {"full_refusal", "partial_refusal"}
 class Query:
     question: str
     image: Optional[bytes | str] = None  # PNG bytes or a path
+    description: Optional[str] = None  # what the image shows: sent instead of it to text-only targets
+
+
+def image_input(target: TargetConfig, query: Query) -> str:
+    """How the target saw the image: "image" (attached), "text" (its description in the user turn)
+    or "none" (not at all: no image, or `send_image = false` without `image_as_text`)."""
+    if target.image_as_text:
+        return "text" if query.description else "none"
+    return "image" if (target.send_image and query.image is not None) else "none"
+
+
+def target_messages(target: TargetConfig, query: Query) -> list[dict]:
+    """The request a target gets: the question with the image attached, or, for a text-only target
+    (`image_as_text`), "[Image: <description>] <question>" as one plain user turn."""
+    how = image_input(target, query)
+    if how == "text":
+        return user_turn(f"[Image: {query.description}] {query.question}", None, target.system_prompt)
+    return user_turn(query.question, query.image if how == "image" else None, target.system_prompt)
 
 
 def ask_targets(client: ModelClient, targets: Sequence[TargetConfig], queries: Sequence[Query],
                 stage: str = STAGE) -> dict[str, list[ChatResult | ChatFailure]]:
     """Every target answers every query; targets run side by side, each bounded by its endpoint."""
     def ask(target: TargetConfig) -> list[ChatResult | ChatFailure]:
-        messages = [user_turn(q.question, q.image if target.send_image else None, target.system_prompt)
-                    for q in queries]
+        messages = [target_messages(target, q) for q in queries]
         return client.chat_many(target.endpoint, messages, stage=stage, **target.params)
 
     with ThreadPoolExecutor(max_workers=max(len(targets), 1)) as pool:
@@ -64,7 +81,7 @@ def label_answers(client: ModelClient, target: TargetConfig, model_id: str, quer
     results: list[Optional[TargetResult]] = [None] * len(replies)
     to_read: list[int] = []
     for n, reply in enumerate(replies):
-        common = {"target": target.name, "model_id": model_id}
+        common = {"target": target.name, "model_id": model_id, "image_input": image_input(target, queries[n])}
         if isinstance(reply, ChatFailure):
             label, rule = _api_verdict(reply)  # type: ignore[misc]
             results[n] = TargetResult(**common, label=label, classifier="api", rule=rule,

@@ -234,6 +234,14 @@ def version_section(manifest: dict) -> str:
             "patch: metadata only.\n")
 
 
+def _local_note(role: dict) -> str:
+    local = role.get("local_model")
+    if not local:
+        return ""
+    return (f" (local: {local['upstream']} {local['quantization']}, {local['license']}, "
+            f"GGUF sha256 `{local['sha256']}`)")
+
+
 def models_section(manifest: dict) -> str:
     """Which models were targets and judges (names, model ids) and how they answered and voted on
     the *published* items; `refusals_section` counts over every candidate the stage saw."""
@@ -243,7 +251,10 @@ def models_section(manifest: dict) -> str:
     lines = ["", "## Targets and judges", ""]
     if models["targets"]:
         lines += ["Targets (asked each query as a user would):", ""]
-        lines += [f"- `{t['name']}`: model `{t['model_id']}`" for t in models["targets"]]
+        lines += [f"- `{t['name']}`: model `{t['model_id']}`{_local_note(t)}"
+                  + ("; **target saw the image as text** (its description in the user turn, "
+                     "`[Image: …] question`), not the image" if t.get("image_as_text") else "")
+                  for t in models["targets"]]
     else:
         lines.append("No target model was configured.")
     if models["target_results"]:
@@ -253,7 +264,10 @@ def models_section(manifest: dict) -> str:
                               for r in models["target_results"]])]
     lines.append("")
     if models["judges"]:
-        lines += ["Judges:", ""] + [f"- `{j['name']}`: model `{j['model_id']}`" for j in models["judges"]]
+        lines += ["Judges:", ""] + [f"- `{j['name']}`: model `{j['model_id']}`{_local_note(j)}" for j in models["judges"]]
+        if any(j.get("local_model") for j in models["judges"]):
+            lines += ["", "Small local models sit on this panel: their labels are a **plumbing check** of the "
+                          "judging path, **not a safety guarantee** (they give nearly every query the same label)."]
     else:
         lines.append("No judge was configured.")
     if models["judge_votes"]:

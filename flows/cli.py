@@ -79,7 +79,12 @@ def run(
         _fail(str(error))
     from mossforge.preflight import check_run
 
-    checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+    servers = local_servers(cfg)  # the config's [local_models] (before the preflight probes them); stopped at the end
+    try:
+        checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+    except BaseException:
+        servers.stop()
+        raise
     if checked:
         console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
     if not verbose:
@@ -103,6 +108,7 @@ def run(
     console.print(f"building [bold]{cfg.dataset.name}[/]: {planned} candidates planned "
                   f"(config hash {cfg.config_hash()}); starting Prefect…", highlight=False)
     try:
+        servers.watch()
         with bars:
             summary = run_build(cfg, fresh=fresh)
             for stage, task_id in ids.items():  # cached stages report nothing: close their bars
@@ -112,6 +118,10 @@ def run(
                             completed=done if stage == "render" else planned)
     except ConfigError as error:
         _fail(str(error))
+    except KeyboardInterrupt:
+        if not servers.failures():
+            raise
+        _fail("run stopped: " + "; ".join(servers.failures()), code=1)
     except Exception as error:
         from flows.hub import HubError
 
@@ -120,12 +130,24 @@ def run(
         _fail(str(error), code=1)  # the push failed; the local version is published
     finally:
         progress.install(None)
+        servers.stop()
     _print_summary(summary)
     if summary.get("hub"):
         hub = summary["hub"]
         console.print(f"[bold green]{'pushed' if hub['created_commit'] else 'already on the Hub'}[/]: "
                       f"{hub['url']} (tag {hub['tag']}, revision {hub['revision']})", highlight=False)
     print(summary["path"])  # stdout carries only the path, for scripts
+
+
+def local_servers(cfg):
+    """Start the llama.cpp servers of the config's [local_models] (none: nothing to do); a clear
+    error when they cannot start. Used by `run` and `eval`; logic in mossforge/local_model.py."""
+    from mossforge.local_model import LocalModelError, Servers
+
+    try:
+        return Servers(cfg, progress=lambda line: console.print(f"local model: {escape(line)}", highlight=False))
+    except LocalModelError as error:
+        _fail(str(error), code=1)
 
 
 def _print_summary(summary: dict) -> None:
@@ -647,6 +669,9 @@ def negate(
 
 
 from flows.cli_eval import register as _register_eval  # noqa: E402  (eval, import, export)
+from flows.cli_local import local_app  # noqa: E402  (local-model install|start|stop|status)
+
+app.add_typer(local_app, name="local-model")
 
 _register_eval(app)
 

@@ -77,6 +77,7 @@ def eval_command(
         cli._fail(f"classifier {settings.classifier!r} needs a judge: a [target_check.judge] table "
                   "(name, endpoint) and its [endpoints.NAME] in --config")
     client = None
+    servers = cli.local_servers(cfg)  # the config's [local_models], stopped below
     if answers is not None:
         if target:
             cli._fail("--answers scores answers collected elsewhere: give no --target")
@@ -118,11 +119,15 @@ def eval_command(
         client = ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(), cache_mode=cfg.cache.mode)
         rows = evaluate.evaluate_targets(client, targets, items, settings, judge)
         models = {t.name: cfg.endpoints[t.endpoint].model for t in targets}
+    if servers.failures():
+        servers.stop()
+        cli._fail("eval stopped: " + "; ".join(servers.failures()), code=1)
     try:
         report = evaluate.write_report(rows, out, dataset=name, models=models,
                                        count_partial=settings.count_partial, classifier=settings.classifier)
         accounting = client.accounting() if client is not None else None
     finally:
+        servers.stop()
         if client is not None:
             client.close()
     _print_eval_summary(cli, report, accounting)

@@ -30,6 +30,7 @@ class Item:
     harm_category: str
     question: str
     image: Optional[bytes]  # the embedded PNG, or None for text-only items
+    description: Optional[str] = None  # what the image shows (for text-only targets), where known
 
 
 def is_dataset_folder(path: Path) -> bool:
@@ -65,12 +66,31 @@ def read_items(folder: Path, split: str) -> list[Item]:
     if not shard.is_file():
         raise ConfigError(f"{folder}: no {split} split ({shard} is missing)")
     table = pq.read_table(shard, columns=["id", "stimulus_type", "harm_category", "question", "image"])
+    descriptions = _descriptions(Path(folder), split)
     items = []
     for row in table.to_pylist():
         image = (row["image"] or {}).get("bytes")
         items.append(Item(split, row["id"], row["stimulus_type"], row["harm_category"],
-                          row["question"], image))
+                          row["question"], image, descriptions.get(row["id"])))
     return items
+
+
+def _descriptions(folder: Path, split: str) -> dict[str, str]:
+    """Image descriptions by item id, from the benign split (which carries the item's own and its
+    contrast's); a contrast that changed only the question shows the item's own image."""
+    shard = folder / "data" / "benign" / SHARD
+    names = set(pq.read_schema(shard).names) if shard.is_file() else set()
+    if "image_description" not in names:
+        return {}
+    columns = ["id", "image_description"] + (["contrast"] if "contrast" in names else [])
+    out = {}
+    for row in pq.read_table(shard, columns=columns).to_pylist():
+        own = row["image_description"]
+        if split == "contrast":
+            own = ((row.get("contrast") or {}).get("image_description")) or own
+        if own:
+            out[row["id"]] = own
+    return out
 
 
 def dataset_questions(folder: Path, splits: tuple[str, ...] = ITEM_SPLITS) -> list[str]:

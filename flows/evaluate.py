@@ -61,7 +61,7 @@ def _rows(items: Sequence[Item], results: Sequence[TargetResult], count_partial:
             "target": result.target, "model_id": result.model_id, "answer": result.answer,
             "label": result.label, "refused": counts_as_refusal(result.label, count_partial) if decided else None,
             "classifier": result.classifier, "rule": result.rule, "finish_reason": result.finish_reason,
-            "error": result.error, "source": source,
+            "error": result.error, "source": source, "image_input": result.image_input,
         })
     return rows
 
@@ -69,7 +69,7 @@ def _rows(items: Sequence[Item], results: Sequence[TargetResult], count_partial:
 def evaluate_targets(client: ModelClient, targets: Sequence[TargetConfig], items: Sequence[Item],
                      settings: TargetCheckSection, judge: Optional[ModelRole] = None) -> list[dict]:
     """Every target answers every item; one labelled row per (target, item)."""
-    queries = [Query(item.question, item.image) for item in items]
+    queries = [Query(item.question, item.image, item.description) for item in items]
     answers = ask_targets(client, targets, queries, stage=STAGE)
     rows: list[dict] = []
     for target in targets:

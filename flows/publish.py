@@ -402,6 +402,8 @@ def build_manifest(records: Sequence[Candidate], dropped: Sequence[Candidate], c
         "stages": stage_status,
         "funnel": list(funnel),
         "models": model_roles(records, config),
+        # the pinned weights behind each managed local endpoint: upstream, quantisation, licence, hash
+        "local_models": local_model_records(config),
         "counts": {
             "benign": sum(not _is_controversial(r) for r in records),
             "controversial": sum(_is_controversial(r) for r in records),
@@ -418,9 +420,21 @@ def build_manifest(records: Sequence[Candidate], dropped: Sequence[Candidate], c
     }
 
 
+def local_model_records(config: Config) -> dict:
+    from mossforge.local_model import config_records
+
+    return config_records(config)
+
+
 def _role_entry(name: str | None, endpoint: str | None, config: Config, system_prompt: str | None,
                 **extra) -> dict:
     declared = config.endpoints.get(endpoint) if endpoint else None
+    local = getattr(config, "local_models", {}).get(endpoint) if endpoint else None
+    if local is not None:  # a managed local model: which file, by hash
+        from mossforge.local_model import spec
+
+        extra = {**extra, "local_model": {k: spec(local.model).record()[k]
+                                          for k in ("model", "upstream", "quantization", "license", "sha256")}}
     return {
         "name": name, "endpoint": endpoint, "model_id": declared.model if declared else None,
         # the prompt's hash, not its text: enough to tell two setups apart
@@ -444,7 +458,8 @@ def model_roles(records: Sequence[Candidate], config: Config) -> dict:
     voted = Counter((v.judge, v.model_id) for r in records for v in r.consensus_label.votes)
     rules = sorted({r.consensus_label.rule for r in records if r.consensus_label.rule})
     return {
-        "targets": [_role_entry(t.name, t.endpoint, config, t.system_prompt, params=t.params)
+        "targets": [_role_entry(t.name, t.endpoint, config, t.system_prompt, params=t.params,
+                                **({"image_as_text": True} if t.image_as_text else {}))
                     for t in config.targets],
         "judges": judges_cfg,
         "target_results": [{"target": t, "model_id": m, "classifier": c, "answered": n,

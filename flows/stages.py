@@ -511,7 +511,7 @@ def target_check_batch(config: Config, in_path: str, out_path: str, dropped_path
     settings = config.target_check
     store = ImageStore(image_root)
     records = read_records([in_path])
-    queries = [Query(r.question, store.path(r.image) if r.image else None) for r in records]
+    queries = [Query(r.question, store.path(r.image) if r.image else None, r.image_description) for r in records]
     client = model_client(config)
     answers = ask_targets(client, config.targets, queries)
     labelled = {

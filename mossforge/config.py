@@ -176,6 +176,30 @@ class TargetConfig(ModelRole):
     system prompt, temperature 0."""
 
     params: dict[str, Any] = Field(default_factory=lambda: {"temperature": 0})
+    # For text-only models: the image's description goes in the user turn instead of the image
+    # ("[Image: <description>] <question>"); every answer records it and the card says so.
+    image_as_text: bool = False
+
+
+class LocalModelSection(_Section):
+    """`[local_models.<endpoint>]`: mossforge runs the llama.cpp server(s) behind that endpoint
+    (mossforge/local_model.py) for the duration of `run` and `eval`, or `local-model start`."""
+
+    model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # a pinned model of mossforge.local_model.MODELS
+    servers: int = Field(1, ge=1, le=16)  # llama.cpp processes behind the endpoint's port
+    threads: int = Field(1, ge=1, le=64)  # per server; one thread each held its speed on a busy machine
+    n_ctx: int = Field(2048, ge=256, le=32768)
+    max_restarts: int = Field(2, ge=0, le=20)  # a server that dies is restarted this often, then the run fails
+    start_timeout_s: float = Field(180.0, gt=0)
+
+    @field_validator("model")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        from mossforge.local_model import MODELS
+
+        if value not in MODELS:
+            raise ValueError(f"unknown local model {value!r}; pinned models: {', '.join(MODELS)}")
+        return value
 
 
 class TargetCheckSection(_Section):
@@ -255,6 +279,7 @@ class Config(_Section):
     judges: list[JudgeConfig] = Field(default_factory=list)  # none: consensus label is not run
     consensus: ConsensusSection = Field(default_factory=ConsensusSection)
     run: RunSection = Field(default_factory=RunSection)
+    local_models: dict[str, LocalModelSection] = Field(default_factory=dict)  # key: an endpoint name
 
     @model_validator(mode="before")
     @classmethod
@@ -292,6 +317,15 @@ class Config(_Section):
             raise ValueError(f"target_check.min_refusals: {self.target_check.min_refusals} is more "
                              f"than the {len(self.targets)} targets configured")
         self._consensus_rule_fits()
+        uses.update({f"local_models.{name}": name for name in self.local_models})
+        for name in self.local_models:
+            if name in self.endpoints:
+                from mossforge.local_model import LocalModelError, endpoint_port
+
+                try:
+                    endpoint_port(self.endpoints[name].base_url, name)
+                except LocalModelError as error:
+                    raise ValueError(str(error)) from None
         for key, name in uses.items():
             if name is not None and name not in self.endpoints:
                 declared = ", ".join(sorted(self.endpoints)) or "none"
@@ -319,6 +353,14 @@ class Config(_Section):
         data = self.model_dump(mode="json", exclude={"run": True, "cache": True,
                                                       "dataset": set(PUBLISH_TARGET_KEYS),
                                                       "consensus": {"batch_size"}})
+        for local in data["local_models"].values():  # how many servers and restarts: how fast, not what
+            for key in ("servers", "max_restarts", "start_timeout_s"):
+                local.pop(key, None)
+        if not data["local_models"]:
+            del data["local_models"]  # configs without local models keep the hash they had
+        for target in data["targets"]:  # likewise configs without text-only targets
+            if not target.get("image_as_text"):
+                target.pop("image_as_text", None)
         for endpoint in data["endpoints"].values():
             for key in ("max_concurrency", "rpm", "tpm", "timeout_s", "max_retries",
                         "price_per_1k_input", "price_per_1k_output", "api_key_env"):

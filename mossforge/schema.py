@@ -128,6 +128,9 @@ class TargetResult(_Record):
     finish_reason: Optional[str] = None  # as the API reported it ("stop", "content_filter", ...)
     api_refusal: Optional[str] = None  # the SDK's `message.refusal`, when the API refused
     error: Optional[str] = None  # "<kind>: <message>" when the call failed for good (redacted)
+    # How the target saw the image: "image" (attached), "text" (its description in the user turn,
+    # for text-only targets) or "none"; None in records written before this was recorded.
+    image_input: Optional[str] = None
 
 
 class TargetCheck(_Record):
