@@ -45,10 +45,11 @@ class StageReport:
     seconds: float = 0.0
     note: str = ""
     details: dict[str, int] = field(default_factory=dict)  # stage-specific counts, summed on merge
+    cached: bool = False  # set by the flow: every task of the stage came from Prefect's cache
 
     @property
     def status(self) -> str:
-        return "ran" if self.ran else "not_run"
+        return ("cached" if self.cached else "ran") if self.ran else "not_run"
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status}
