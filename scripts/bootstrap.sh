@@ -16,3 +16,5 @@ fi
 quiet .venv/bin/pip install --quiet -e ".${1:+[$1]}"
 .venv/bin/python -c "import torch, prefect, sentence_transformers, datasets" \
   || { echo "bootstrap: the environment in .venv does not import; see the errors above" >&2; exit 1; }
+# The bundled MiniLM exported to ONNX once (dedup then skips importing torch); a no-op when present.
+.venv/bin/python -m filters.embeddings --export >/dev/null
