@@ -113,7 +113,7 @@ def _is_prefect_server(pid: int) -> bool:
     return b"prefect" in b" ".join(cmdline) and b"server" in cmdline
 
 
-def healthy(api_url: str, timeout: float = 2.0) -> bool:
+def healthy(api_url: str, timeout: float = 5.0) -> bool:
     import httpx
 
     try:

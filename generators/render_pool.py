@@ -7,16 +7,19 @@ worker, candidates are rendered in the calling process (no pool).
 
 Workers come from a `forkserver` (on Linux; `spawn` elsewhere) that has already imported the
 renderer: forking a thread-heavy process (a Prefect flow) is unsafe, and a fresh interpreter per
-worker would pay the imports again. The pool lives as long as the process, so its start-up is paid
+worker would pay the imports again. Workers start all at once, without the caller's `__main__`. The pool lives as long as the process, so its start-up is paid
 once per run, not per batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
+import sys
 import threading
+import types
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -43,8 +46,25 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
                 context.set_forkserver_preload(["generators.render_offline"])
-            _pools[workers] = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            with _without_main():  # all workers now, while the caller's script is hidden from them
+                pool._launch_processes()
+            _pools[workers] = pool
         return _pools[workers]
+
+
+@contextlib.contextmanager
+def _without_main():
+    """Worker processes would otherwise import (and so run again) the caller's main script, as
+    `spawn` and `forkserver` do; they need nothing from it. (A script without an
+    `if __name__ == "__main__"` guard that calls the flow would run twice, or fail to start.)"""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 @functools.lru_cache(maxsize=4)
