@@ -45,3 +45,21 @@ def test_render_batch_output_is_the_same_for_any_number_of_cpu_workers(candidate
 
 def test_cpu_workers_zero_means_every_core():
     assert worker_count(0) >= 1 and worker_count(3) == 3
+
+
+def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
+    import subprocess
+    import sys
+
+    batch = stages.write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "from flows.stages import read_records\n"
+        "from generators.render_pool import render_offline\n"
+        "print('body', file=sys.stderr)\n"
+        f"records = read_records([{str(batch)!r}])\n"
+        f"print(len(render_offline(records, 64, {str(tmp_path / 'images')!r}, workers=2)))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "4" and proc.stderr.count("body") == 1
