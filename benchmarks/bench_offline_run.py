@@ -1,6 +1,12 @@
 """The offline run at 300 and 3,000 candidates: time per stage, and the share spent in Prefect.
 
     .venv/bin/python benchmarks/bench_offline_run.py [--sizes 300 3000]
+    .venv/bin/python benchmarks/bench_offline_run.py --loop [--per-type 100]
+
+--loop measures the everyday loop instead (issue 18's ratios, in one run): `mossforge --help`, the
+managed server's first start (once, on its own), the default build through the CLI (wall vs the
+sum of its stages' seconds), the same command again (all cached) vs `--help`, and the offline
+renderer on one process vs every core. The machine's load average is printed before and after.
 
 For each size, the same stage functions run twice from empty work folders:
   direct: called one after another in plain Python (no orchestrator),
