@@ -92,7 +92,9 @@ def render_offline(records: Sequence[Candidate], size: int, image_root: str, wor
 
 
 def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, Optional[ImageRef]]]:
-    if workers <= 1 or len(records) <= 1:
+    # In a daemonic worker process (a Dask worker) no children may be started: the runner already
+    # spreads batches over processes there.
+    if workers <= 1 or len(records) <= 1 or multiprocessing.current_process().daemon:
         for record in records:
             yield _render(record, size, image_root)
         return
