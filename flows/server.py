@@ -243,13 +243,17 @@ def configured_api_url() -> Optional[str]:
 
 
 def ui_url_for(api_url: str) -> Optional[str]:
-    """The UI that belongs to a server's API (Prefect's own rule: the API URL without /api)."""
+    """The UI that belongs to a server's API: PREFECT_UI_URL when set, else Prefect's own rule (the
+    API URL without /api)."""
+    if explicit := os.environ.get("PREFECT_UI_URL"):
+        return explicit.rstrip("/")
+    api_url = api_url.rstrip("/")
+    if api_url.endswith("/api"):
+        return api_url[:-4]
     from prefect.settings import get_current_settings
 
     ui = get_current_settings().ui_url
-    if ui:
-        return ui.rstrip("/")
-    return api_url[:-4] if api_url.rstrip("/").endswith("/api") else None
+    return ui.rstrip("/") if ui else None
 
 
 @dataclass

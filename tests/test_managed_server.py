@@ -103,9 +103,12 @@ def test_a_stale_state_file_is_recovered(state, tmp_path):
 
 
 def test_prefect_api_url_set_leaves_the_managed_server_alone(state, monkeypatch):
-    assert server.select(temporary=True).kind == "temporary"  # the opt-outs
-    monkeypatch.setenv("MOSSFORGE_SERVER", "temporary")
-    assert server.select().kind == "temporary"
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # even if a test harness set one
+        assert server.select(temporary=True).kind == "temporary"  # the opt-outs
+        monkeypatch.setenv("MOSSFORGE_SERVER", "temporary")
+        assert server.select().kind == "temporary"
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4399/api")  # wins over everything
     for chosen in (server.select(), server.select(temporary=True)):
         assert (chosen.kind, chosen.api_url, chosen.ui_url) == ("configured", "http://127.0.0.1:4399/api",
