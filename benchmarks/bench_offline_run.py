@@ -1,6 +1,12 @@
 """The offline run at 300 and 3,000 candidates: time per stage, and the share spent in Prefect.
 
     .venv/bin/python benchmarks/bench_offline_run.py [--sizes 300 3000]
+    .venv/bin/python benchmarks/bench_offline_run.py --loop [--per-type 100]
+
+--loop measures the everyday loop instead (issue 18's ratios, in one run): `mossforge --help`, the
+managed server's first start (once, on its own), the default build through the CLI (wall vs the
+sum of its stages' seconds), the same command again (all cached) vs `--help`, and the offline
+renderer on one process vs every core. The machine's load average is printed before and after.
 
 For each size, the same stage functions run twice from empty work folders:
   direct: called one after another in plain Python (no orchestrator),
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -66,10 +73,102 @@ def run_direct(cfg: Config) -> dict[str, float]:
     return times
 
 
+REPO = Path(__file__).resolve().parents[1]
+ROW = re.compile(r"^│ (\w+)\s+│ (\w+)\s+│\s+\d+ │\s+\d+ │.*│\s+([\d.]+) │$")
+
+
+def _timed_cli(args: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(Path(sys.executable).parent / "mossforge"), *args], env=env, cwd=REPO,
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"mossforge {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return elapsed, proc
+
+
+def _stage_seconds(stderr: str) -> dict[str, tuple[str, float]]:
+    return {m[1]: (m[2], float(m[3])) for line in stderr.splitlines() if (m := ROW.match(line.strip()))}
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def everyday_loop(per_type: int, render_n: int) -> None:
+    """Issue 18's goals, as ratios measured in one run: the default build through the CLI with the
+    managed server (started once, before, and timed on its own), the same command again (all
+    cached), `mossforge --help`, and the offline renderer on one process and on every core."""
+    console = Console(width=170)
+    root = Path(tempfile.mkdtemp(prefix="mossforge-bench-loop-"))
+    env = {**os.environ, "PREFECT_HOME": str(root / "prefect"), "MOSSFORGE_SERVER_DIR": str(root / "server"),
+           "MOSSFORGE_SERVER_PORT": "0", "COLUMNS": "200", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    for key in ("PREFECT_API_URL", "MOSSFORGE_SERVER"):
+        env.pop(key, None)
+    console.print(f"before: {_load()}")
+    rows = []
+    try:
+        help_s = sorted(_timed_cli(["--help"], env)[0] for _ in range(3))[1]
+        rows.append(("mossforge --help (median of 3)", help_s, ""))
+        server_s, _ = _timed_cli(["server", "start"], env)
+        rows.append(("mossforge server start (first use, once)", server_s, "not part of any run below"))
+        run = ["run", "--per-type", str(per_type), "--out", str(root / "out")]
+        first_s, first = _timed_cli(run, env)
+        stages_first = _stage_seconds(first.stderr)
+        total = sum(sec for _, sec in stages_first.values())
+        rows.append(("first build, wall", first_s, ", ".join(f"{k} {v[1]:.1f}" for k, v in stages_first.items())))
+        rows.append(("  sum of the stages' seconds", total, "goal <= 10 s on an idle 2-core machine"))
+        rows.append(("  wall / sum of stages", first_s / total, "goal <= 1.3"))
+        cached_s, cached = _timed_cli(run, env)
+        statuses = {k: v[0] for k, v in _stage_seconds(cached.stderr).items()}
+        rows.append(("same command again (cached), wall", cached_s,
+                     ", ".join(f"{k} {v}" for k, v in statuses.items())))
+        rows.append(("  cached / --help", cached_s / help_s, "goal <= 3"))
+    finally:
+        subprocess.run([str(Path(sys.executable).parent / "mossforge"), "server", "stop"], env=env,
+                       capture_output=True)
+
+    from generators.render_pool import render_offline
+    from mossforge.config import load_config as _load_config
+
+    cfg = _load_config(overrides={"plan.per_type": -(-render_n // 3)})
+    slots = stages.plan_stage(cfg, root / "render-bench")[0]
+    generated = [stages.generate_batch(cfg, p, str(root / "render-bench" / f"g{i}.parquet"))[0]
+                 for i, p in enumerate(slots)]
+    records = stages.read_records(generated)[:render_n]
+    render_offline(records[:4], cfg.render.size, str(root / "warm"), workers=2)  # pool start-up, not timed
+    speeds = {}
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        render_offline(records, cfg.render.size, str(root / f"images-{workers}"), workers=workers)
+        speeds[workers] = len(records) / (time.perf_counter() - t0)
+        rows.append((f"render {len(records)} images, {workers} process{'es' if workers > 1 else ''}",
+                     len(records) / speeds[workers], f"{speeds[workers]:.1f} images/s"))
+    rows.append(("  two / one (images per second)", speeds[2] / speeds[1], "goal >= 1.7"))
+    shutil.rmtree(root, ignore_errors=True)
+
+    table = Table(title=f"the everyday loop: default build of {3 * per_type} candidates, {platform.machine()}, "
+                        f"{os.cpu_count()} cores (seconds, or a ratio)", title_justify="left")
+    for column in ("what", "figure", "detail"):
+        table.add_column(column, justify="right" if column == "figure" else "left")
+    for what, figure, detail in rows:
+        table.add_row(what, f"{figure:.2f}", detail)
+    console.print(table)
+    console.print(f"after: {_load()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[300, 3000], help="total candidates")
+    parser.add_argument("--loop", action="store_true", help="measure the everyday loop (issue 18's goals) "
+                        "instead: first build, cached re-run, --help, render on one and on every core")
+    parser.add_argument("--per-type", type=int, default=100, help="--loop: the build's candidates per type")
+    parser.add_argument("--render-n", type=int, default=120, help="--loop: images rendered per measurement")
     args = parser.parse_args()
+    if args.loop:
+        everyday_loop(args.per_type, args.render_n)
+        return
     console = Console(width=170)
 
     from filters.embeddings import MiniLMEmbedder

@@ -20,7 +20,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import limits, monitor, runners, stages
+from flows import limits, monitor, progress, runners, stages
 from flows.card import funnel_table, judging_section, model_call_rows, target_rows
 from flows.gpu import ensure_gpu_limit, gpu_slot
 from flows.publish import dataset_lock, list_versions, publish_local
@@ -160,6 +160,11 @@ def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:
     return monitor.wait_with_progress(futures, stage)
 
 
+def _call(task_fn, stage: str, *args):
+    """Run one task in the flow's thread; whether Prefect took its result from the cache is noted."""
+    return monitor.result_of(task_fn(*args, return_state=True), stage)
+
+
 @flow(name="build_dataset", task_runner=ThreadPoolTaskRunner(max_workers=2),
       flow_run_name=monitor.initial_run_name)
 def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bool = False) -> dict:
@@ -198,12 +203,21 @@ def _build(cfg: Config, fresh: bool) -> dict:
     funnel: list[stages.StageReport] = []
     timings: dict[str, float] = {}
     limit_slots = limits.ensure_run_limits(cfg)  # before any task runs
+    progress.event("flow_run", id=str(FlowRunContext.get().flow_run.id), name=FlowRunContext.get().flow_run.name)
 
-    def timed(stage, fn):
+    def timed(stage, fn, total=None):  # the one clock of a stage: bars, funnel and manifest agree
+        progress.event("stage_start", stage=stage, total=total)
         t0 = time.perf_counter()
         result = fn()
         timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - t0, 3)
         return result
+
+    def close(report: stages.StageReport) -> None:
+        report.seconds = timings.get(report.stage, report.seconds)
+        report.cached = report.ran and monitor.all_cached(report.stage)
+        funnel.append(report)
+        progress.event("stage_done", stage=report.stage, status=report.status, seconds=report.seconds,
+                       entered=report.entered, kept=report.kept)
 
     # Versions this same config published hold the same items (same ids), which dedup never
     # counts against themselves: only other versions can change its result (and its cache key).
@@ -213,14 +227,16 @@ def _build(cfg: Config, fresh: bool) -> dict:
     # generator has no more): a larger draw extends a smaller one, earlier batches stay cached.
     plans, generated, draw, drawn, available = [], [], None, {}, None
     for round_ in range(MAX_ROUNDS):
-        slot_paths, report = timed("plan", lambda: plan_task.with_options(**option)(
-            config, str(run_dir), code, draw, drawn, round_))
+        slot_paths, report = timed("plan", lambda: _call(plan_task.with_options(**option), "plan",
+                                                         config, str(run_dir), code, draw, drawn, round_))
         plans.append(report)
         generated += timed("generate", lambda: _map(generate_task.with_options(**option), [
             {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
-             "batch": len(generated) + i, "code": code} for i, p in enumerate(slot_paths)], "generate"))
-        unique_paths, dedup_report = timed("dedup", lambda: dedup_task.with_options(**option)(
-            config, [p for p, _ in generated], str(run_dir), published, code))
+             "batch": len(generated) + i, "code": code} for i, p in enumerate(slot_paths)], "generate"),
+            total=sum(r.kept for r in plans))
+        unique_paths, dedup_report = timed("dedup", lambda: _call(dedup_task.with_options(**option), "dedup",
+            config, [p for p, _ in generated], str(run_dir), published, code),
+            total=sum(r.kept for _, r in generated))
         drawn = {k.split(":", 1)[1]: drawn.get(k.split(":", 1)[1], 0) + v
                  for k, v in report.details.items() if k.startswith("drawn:")}
         available = available or stages.slot_counts(cfg)
@@ -231,30 +247,34 @@ def _build(cfg: Config, fresh: bool) -> dict:
     if short:
         dedup_report.note = "; ".join(filter(None, [dedup_report.note, "the generator has no more: " + ", ".join(
             f"{t} {cfg.plan.per_type - n} of {cfg.plan.per_type}" for t, n in short.items())]))
-    funnel += [stages.merge_reports("plan", plans), stages.merge_reports("generate", (r for _, r in generated)),
-               dedup_report]
+    for merged in (stages.merge_reports("plan", plans), stages.merge_reports("generate", (r for _, r in generated)),
+                   dedup_report):
+        close(merged)
 
     if cfg.render.renderer == "diffusion":  # before any render task asks for it (strictly)
         ensure_gpu_limit(cfg.render.diffusion.gpu_limit, cfg.render.diffusion.gpu_slots)
-    with runners.gpu_request(cfg):  # diffusion tasks ask the runner for a GPU
-        rendered = timed("render", lambda: _map(render_task.with_options(**option), [
-            {"config": config, "in_path": p, "out_path": str(run_dir / "render" / Path(p).name),
-             "image_root": image_root, "batch": i, "code": code}
-            for i, p in enumerate(unique_paths)
-        ], "render"))
-    render_paths, near_duplicates = [p for p, _ in rendered], None
-    if cfg.render.renderer != "offline":  # offline scene cards share layouts by design: not checked
-        render_paths, near_duplicates = image_dedup_task.with_options(**option)(
-            config, render_paths, str(run_dir), code)
-    funnel.append(stages.with_image_dedup(stages.merge_reports("render", (r for _, r in rendered)),
-                                          near_duplicates))
+
+    def render():
+        with runners.gpu_request(cfg):  # diffusion tasks ask the runner for a GPU
+            rendered = _map(render_task.with_options(**option), [
+                {"config": config, "in_path": p, "out_path": str(run_dir / "render" / Path(p).name),
+                 "image_root": image_root, "batch": i, "code": code}
+                for i, p in enumerate(unique_paths)
+            ], "render")
+        if cfg.render.renderer == "offline":  # offline scene cards share layouts by design: not checked
+            return rendered, [p for p, _ in rendered], None
+        return rendered, *image_dedup_task.with_options(**option)(config, [p for p, _ in rendered],
+                                                                  str(run_dir), code)
+
+    rendered, render_paths, near_duplicates = timed("render", render, total=funnel[-1].kept)
+    close(stages.with_image_dedup(stages.merge_reports("render", (r for _, r in rendered)), near_duplicates))
 
     checked, target_dropped, report = timed("target_check", lambda: _target_check(
-        cfg, config, render_paths, run_dir, image_root, code, option))
-    funnel.append(report)
+        cfg, config, render_paths, run_dir, image_root, code, option), total=funnel[-1].kept)
+    close(report)
     labelled, judge_dropped, report, panel = timed("consensus_label", lambda: _consensus(
-        cfg, config, checked, run_dir, image_root, code, option))
-    funnel.append(report)
+        cfg, config, checked, run_dir, image_root, code, option), total=report.kept)
+    close(report)
 
     # Every model stage has finished: the accounting is complete (zero calls for cached stages).
     # (with calls made in worker processes, Dask or Ray, counted there and collected here)
@@ -271,9 +291,9 @@ def _build(cfg: Config, fresh: bool) -> dict:
     hub = None
     if cfg.dataset.hub_repo:
         hub = timed("push_to_hub", lambda: push_task(result["path"], cfg.dataset.hub_repo, cfg.dataset.hub_private))
-    rows = [r.as_dict() for r in funnel] + [result["publish"]]
+    rows = [r.as_dict() for r in funnel] + [{**result["publish"], "seconds": timings["publish"]}]
     for row in rows:
-        row["wall_seconds"] = timings.get(row["stage"], 0.0)
+        row["wall_seconds"] = row["seconds"]  # the same figure (kept for readers of the old key)
 
     summary = {
         "dataset": cfg.dataset.name,

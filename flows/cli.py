@@ -10,7 +10,6 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mossforge.config import ConfigError, load_config
@@ -59,11 +58,16 @@ def run(
                                  "building the same dataset folder, instead of waiting for it."),
     skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not probe the endpoints "
                                         "before the run (folders are still checked)."),
+    temporary_server: bool = typer.Option(False, "--temporary-server", help="Start a temporary Prefect "
+                                          "server for this run only, instead of the local server mossforge "
+                                          "keeps (also MOSSFORGE_SERVER=temporary; PREFECT_API_URL wins over both)."),
 ) -> None:
     """Run the build_dataset flow and print the path of the version it published.
 
     Before any work: the folders it writes, and every endpoint the config uses (exit codes:
-    README, "Exit codes")."""
+    README, "Exit codes"). Without PREFECT_API_URL, runs go to a local Prefect server that
+    mossforge starts on first use and keeps (`mossforge server status|stop`); each run prints the
+    link to its page in the UI."""
     overrides = {}
     if no_wait:
         overrides["run.wait_for_lock"] = False
@@ -90,32 +94,30 @@ def run(
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
 
-    from flows import progress
+    from flows import progress, server
+    from flows.display import RunDisplay
+
+    console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
+                  f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
+    try:
+        with console.status("checking the local Prefect server…"):
+            chosen = server.select(temporary_server, on_start=lambda info: console.print(
+                f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+                f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+    except BaseException as error:
+        servers.stop()
+        if isinstance(error, server.ServerError):
+            _fail(str(error), code=1)
+        raise
     from flows.build import run_build
 
-    planned = cfg.plan.per_type * len(cfg.plan.types)
-    bars = Progress(SpinnerColumn(), TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
-    ids = {stage: bars.add_task(stage, total=planned) for stage in ("generate", "dedup", "render")}
-
-    def sink(stage: str, amount: int) -> None:
-        if stage in ids:
-            task = bars.tasks[ids[stage]]  # a plan topped up for dedup's losses holds more than planned
-            bars.update(ids[stage], total=max(task.total or 0, task.completed + amount), advance=amount)
-
-    progress.install(sink)
+    display = RunDisplay(cfg, console, chosen)
+    progress.install(display.advance, display.event)
     hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
-    console.print(f"building [bold]{cfg.dataset.name}[/]: {planned} candidates planned "
-                  f"(config hash {cfg.config_hash()}); starting Prefect…", highlight=False)
     try:
         servers.watch()
-        with bars:
+        with display, chosen.active():
             summary = run_build(cfg, fresh=fresh)
-            for stage, task_id in ids.items():  # cached stages report nothing: close their bars
-                done = next((r["kept"] if stage != "render" else r["entered"]
-                             for r in summary["funnel"] if r["stage"] == stage), 0)
-                bars.update(task_id, total=max(done, 1) if stage == "render" else planned,
-                            completed=done if stage == "render" else planned)
     except ConfigError as error:
         _fail(str(error))
     except KeyboardInterrupt:
@@ -132,6 +134,7 @@ def run(
         progress.install(None)
         servers.stop()
     _print_summary(summary)
+    console.print(display.link_line(), highlight=False)
     if summary.get("hub"):
         hub = summary["hub"]
         console.print(f"[bold green]{'pushed' if hub['created_commit'] else 'already on the Hub'}[/]: "
@@ -157,9 +160,9 @@ def _print_summary(summary: dict) -> None:
         table.add_column(column, justify="right" if column in ("in", "out", "seconds") else "left")
     for row in summary["funnel"]:
         dropped = ", ".join(f"{k}: {v}" for k, v in row["dropped"].items()) or "-"
-        status = "[yellow]not_run[/]" if row["status"] == "not_run" else "ran"
+        status = "[yellow]not_run[/]" if row["status"] == "not_run" else row["status"]
         table.add_row(row["stage"], status, str(row["entered"]), str(row["kept"]), dropped,
-                      f"{row['wall_seconds']:.1f}")
+                      f"{row['seconds']:.1f}")
     console.print(table)
     if summary.get("model_calls"):
         from flows.card import model_call_rows
@@ -595,6 +598,10 @@ def publish(
 
 
 
+
+from flows.server_cli import server_app  # noqa: E402  (mossforge server start|stop|status)
+
+app.add_typer(server_app, name="server")
 
 review_app = typer.Typer(help="Human review of the judge panel's labels: export, then import.",
                          no_args_is_help=True)

@@ -62,6 +62,33 @@ def _key(stage: str) -> str:
     return "progress-" + stage.replace("_", "-")
 
 
+# (flow run id, stage) -> whether each of the stage's task runs was a cache hit
+_cache_hits: dict[tuple[str, str], list[bool]] = {}
+
+
+def _note_cached(stage: str, states) -> None:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    key = (str(context.flow_run.id) if context and context.flow_run else "", stage)
+    _cache_hits[key] = [getattr(s, "name", None) == "Cached" for s in states]
+
+
+def all_cached(stage: str) -> bool:
+    """Whether every task run of `stage` in the current flow run came from Prefect's cache."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    hits = _cache_hits.pop((str(context.flow_run.id) if context and context.flow_run else "", stage), [])
+    return bool(hits) and all(hits)
+
+
+def result_of(state, stage: str):
+    """The result of a task run's final state (raising its error), noting whether it was cached."""
+    _note_cached(stage, [state])
+    return state.result()
+
+
 def wait_with_progress(futures: list, stage: str) -> list:
     """Results of `futures` in submission order; a progress artifact moves as they finish."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -85,6 +112,7 @@ def wait_with_progress(futures: list, stage: str) -> list:
             raise StageBatchFailed(f"{where} failed: {type(error).__name__}: {error}") from error
         done += 1
         update_progress_artifact(artifact, progress=round(100.0 * done / total, 1))
+    _note_cached(stage, [f.state for f in futures])
     return results
 
 

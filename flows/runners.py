@@ -23,7 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from mossforge.config import Config
 
 # run.* keys that only say where tasks execute: excluded from the tasks' cache keys.
-RUNNER_KEYS = frozenset({"max_workers", "task_runner", "dask_address", "dask_workers",
+RUNNER_KEYS = frozenset({"max_workers", "cpu_workers", "task_runner", "dask_address", "dask_workers",
                          "dask_threads_per_worker", "ray_address"})
 
 

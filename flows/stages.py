@@ -45,10 +45,11 @@ class StageReport:
     seconds: float = 0.0
     note: str = ""
     details: dict[str, int] = field(default_factory=dict)  # stage-specific counts, summed on merge
+    cached: bool = False  # set by the flow: every task of the stage came from Prefect's cache
 
     @property
     def status(self) -> str:
-        return "ran" if self.ran else "not_run"
+        return ("cached" if self.cached else "ran") if self.ran else "not_run"
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status}
@@ -388,15 +389,17 @@ def render_batch(config: Config, in_path: str, out_path: str, image_root: str) -
 
     if config.render.renderer != "offline":
         return render_model_batch(config, in_path, out_path, image_root)
+    from generators.render_pool import render_offline
+
     started = time.perf_counter()
-    renderer = OfflineRenderer(size=config.render.size)
-    store = ImageStore(image_root)
+    OfflineRenderer(size=config.render.size)  # a bad size fails here, with its message
     records = read_records([in_path])
-    for record in records:
-        record.image, record.contrast.image = renderer.render(record, store)
+    refs = render_offline(records, config.render.size, image_root, config.run.cpu_workers,
+                          done=lambda n: progress.advance("render", n))  # over every core
+    for record, (image, contrast) in zip(records, refs):
+        record.image, record.contrast.image = image, contrast
         record.flags.synthetic = True
         record.flags.has_text = True  # every offline scene card carries typeset text
-        progress.advance("render", 1)
     write_records(records, Path(out_path))
     return out_path, StageReport("render", True, len(records), len(records),
                                  seconds=time.perf_counter() - started,

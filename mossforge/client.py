@@ -17,6 +17,8 @@ import base64
 import binascii
 import contextlib
 import email.utils
+import functools
+import importlib
 import hashlib
 import inspect
 import json
@@ -33,15 +35,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal, Optional, TypeVar
 
-import openai
-from openai.resources.chat.completions import AsyncCompletions
-from openai.resources.images import AsyncImages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from mossforge.errors import PreflightError
 
 log = logging.getLogger(__name__)
+
+
+class _Deferred:
+    """`openai`, imported on first use: the CLI's quick paths (`--help`, config checks) and the
+    offline build never call a model, and importing the SDK takes about half a second."""
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module("openai"), name)
+
+
+openai = _Deferred()
 
 CacheMode = Literal["use", "refresh", "off"]
 FailureKind = Literal["rate_limit", "quota", "server_error", "timeout", "connection", "bad_request",
@@ -339,8 +349,14 @@ def accounting_of(endpoints: dict[str, "EndpointConfig"], cache_mode: str,
 
 # -- the client ------------------------------------------------------------------------------
 
-_CHAT_ARGS = set(inspect.signature(AsyncCompletions.create).parameters) - {"self"}
-_IMAGE_ARGS = set(inspect.signature(AsyncImages.generate).parameters) - {"self"}
+@functools.cache
+def _sdk_args(kind: str) -> frozenset[str]:
+    """The keyword arguments the SDK's chat (or images) call takes by name."""
+    from openai.resources.chat.completions import AsyncCompletions
+    from openai.resources.images import AsyncImages
+
+    method = AsyncCompletions.create if kind == "chat" else AsyncImages.generate
+    return frozenset(inspect.signature(method).parameters) - {"self"}
 
 
 def _split_params(params: dict[str, Any], known: set[str]) -> dict[str, Any]:
@@ -539,7 +555,7 @@ class ModelClient:
             self._bump(endpoint, stage, cache_hits=1)
             return ChatResult(**entry["result"], cached=True, endpoint=endpoint, cache_key=key)
 
-        kwargs = _split_params(merged, _CHAT_ARGS)
+        kwargs = _split_params(merged, _sdk_args("chat"))
         if response_format is not None:
             kwargs["response_format"] = response_format
         runtime = self._runtime(config)
@@ -588,7 +604,7 @@ class ModelClient:
                 self._bump(endpoint, stage, cache_hits=1)
                 return ImageResult(images, entry["revised_prompts"], True, entry["model"], endpoint, key)
 
-        kwargs = _split_params(merged, _IMAGE_ARGS)
+        kwargs = _split_params(merged, _sdk_args("images"))
         runtime = self._runtime(config)
 
         async def attempt() -> ImageResult:

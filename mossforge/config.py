@@ -246,6 +246,9 @@ class RunSection(_Section):
     out_dir: str = "outputs"
     work_dir: Optional[str] = None  # default: <out_dir>/.work
     max_workers: int = Field(2, ge=1, le=256)  # bounded thread pool for batch tasks
+    # Processes for CPU-bound batch work in this process (the offline renderer); 0: one per core.
+    # Output is identical for any number (tests/test_render_pool.py).
+    cpu_workers: int = Field(0, ge=0, le=256)
     # Where batch tasks run (flows/runners.py): "threads" (this process, max_workers threads),
     # "dask" (prefect-dask: a local cluster of dask_workers processes, or the cluster at
     # dask_address) or "ray" (prefect-ray, `pip install mossforge[ray]`; ray_address or local).

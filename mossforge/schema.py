@@ -14,7 +14,6 @@ import types
 import typing
 from typing import Literal, Optional, get_args, get_origin
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1"
@@ -201,15 +200,13 @@ def candidate_id(stimulus_type: str, question: str, image_description: str) -> s
 
 # --- Arrow / datasets views, derived from the pydantic models ---------------------------------
 
-_SCALARS: dict[type, pa.DataType] = {
-    str: pa.string(),
-    int: pa.int64(),
-    float: pa.float64(),
-    bool: pa.bool_(),
-}
+# pyarrow is imported where it is used: the CLI's quick paths (--help, config checks) need none.
+_SCALARS = {str: "string", int: "int64", float: "float64", bool: "bool_"}
 
 
 def _arrow_type(annotation: typing.Any) -> pa.DataType:
+    import pyarrow as pa
+
     origin = get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
@@ -225,12 +222,14 @@ def _arrow_type(annotation: typing.Any) -> pa.DataType:
             [pa.field(name, _arrow_type(f.annotation)) for name, f in annotation.model_fields.items()]
         )
     if annotation in _SCALARS:
-        return _SCALARS[annotation]
+        return getattr(pa, _SCALARS[annotation])()
     raise TypeError(f"no Arrow type for {annotation!r}")
 
 
 def arrow_schema(model: type[BaseModel] = Candidate) -> pa.Schema:
     """The Arrow schema of the working records (the parquet files between stages)."""
+    import pyarrow as pa
+
     return pa.schema(
         [pa.field(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()],
         metadata={"mossforge.schema_version": SCHEMA_VERSION},
@@ -238,6 +237,8 @@ def arrow_schema(model: type[BaseModel] = Candidate) -> pa.Schema:
 
 
 def to_table(records: typing.Iterable[Candidate]) -> pa.Table:
+    import pyarrow as pa
+
     return pa.Table.from_pylist([r.model_dump() for r in records], schema=arrow_schema())
 
 

@@ -62,6 +62,9 @@ case ",$extras," in *,local,*)
   .venv/bin/python -c "import llama_cpp.server" \
     || { echo "bootstrap: llama-cpp-python[server] does not import; see the errors above" >&2; exit 1; } ;;
 esac
+# The bundled MiniLM exported to ONNX once (dedup then skips importing torch); a no-op when present.
+say "embedding model: exporting the bundled MiniLM to ONNX (once)"
+.venv/bin/python -m filters.embeddings --export >/dev/null
 models
 echo "$key" > "$stamp"
 say "done"

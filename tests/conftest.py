@@ -13,6 +13,9 @@ atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = _HOME
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# A `mossforge run` started by a test without PREFECT_API_URL uses a temporary server, never a
+# managed one that would outlive the tests (tests/test_managed_server.py tests that one).
+os.environ["MOSSFORGE_SERVER"] = "temporary"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HOME"] = os.path.join(_HOME, "hf")  # datasets' cache stays inside the test home

@@ -1,0 +1,55 @@
+"""`mossforge server start|stop|status`: the local Prefect server that runs use (flows/server.py)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+server_app = typer.Typer(help="The local Prefect server (UI and API) that runs use when PREFECT_API_URL "
+                         "is not set: started on first use, kept running.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+@server_app.command("start")
+def start() -> None:
+    """Start the local server (nothing to do if it runs); print its UI address."""
+    from flows import server
+
+    try:
+        info = server.ensure_running(on_start=lambda i: console.print(f"starting on {i.ui_url} (log {i.log})…",
+                                                                      highlight=False))
+    except server.ServerError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"running: pid {info.pid}, API {info.api_url}; state in {server.state_dir()}", highlight=False)
+    print(info.ui_url)
+
+
+@server_app.command("stop")
+def stop() -> None:
+    """Stop the local server (its data stays, under PREFECT_HOME)."""
+    from flows import server
+
+    info = server.stop()
+    console.print(f"stopped the server on {info.ui_url} (pid {info.pid})" if info else "no local server was running",
+                  highlight=False)
+
+
+@server_app.command("status")
+def status() -> None:
+    """Say whether the local server runs (exit code 0) or not (3), and which server runs use."""
+    import os
+
+    from flows import server
+
+    info = server.status()
+    if os.environ.get("PREFECT_API_URL"):
+        console.print(f"runs use PREFECT_API_URL={os.environ['PREFECT_API_URL']} (the local server is not used)",
+                      highlight=False)
+    if info is None:
+        console.print(f"not running (state folder {server.state_dir()}); the next `mossforge run` starts it",
+                      highlight=False)
+        raise typer.Exit(3)
+    console.print(f"running: pid {info.pid} since {info.started_at}, API {info.api_url}, log {info.log}",
+                  highlight=False)
+    print(info.ui_url)

@@ -1,0 +1,103 @@
+"""The offline renderer spread over the machine's cores: one pool of worker processes per process.
+
+Each candidate's images depend on the candidate alone (`generators/render_offline.py` is
+deterministic), and the image store is content-addressed, so rendering in any number of processes
+gives the same images, the same files and the same references, in the candidates' order. With one
+worker, candidates are rendered in the calling process (no pool).
+
+Workers come from a `forkserver` (on Linux; `spawn` elsewhere) that has already imported the
+renderer: forking a thread-heavy process (a Prefect flow) is unsafe, and a fresh interpreter per
+worker would pay the imports again. Workers start all at once, without the caller's `__main__`. The pool lives as long as the process, so its start-up is paid
+once per run, not per batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import multiprocessing
+import os
+import sys
+import threading
+import types
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator, Optional, Sequence
+
+from mossforge.schema import Candidate, ImageRef
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+_lock = threading.Lock()
+
+
+def worker_count(configured: int) -> int:
+    """`run.cpu_workers`, with 0 meaning one per core this process may use."""
+    if configured:
+        return configured
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    with _lock:
+        if workers not in _pools:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if "forkserver" in methods:
+                context.set_forkserver_preload(["generators.render_offline"])
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            with _without_main():  # all workers now, while the caller's script is hidden from them
+                pool._launch_processes()
+            _pools[workers] = pool
+        return _pools[workers]
+
+
+@contextlib.contextmanager
+def _without_main():
+    """Worker processes would otherwise import (and so run again) the caller's main script, as
+    `spawn` and `forkserver` do; they need nothing from it. (A script without an
+    `if __name__ == "__main__"` guard that calls the flow would run twice, or fail to start.)"""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+@functools.lru_cache(maxsize=4)
+def _renderer(size: int):
+    from generators.render_offline import OfflineRenderer
+
+    return OfflineRenderer(size=size)
+
+
+def _render(candidate: Candidate, size: int, image_root: str) -> tuple[ImageRef, Optional[ImageRef]]:
+    from mossforge.images import ImageStore
+
+    return _renderer(size).render(candidate, ImageStore(image_root))
+
+
+def render_offline(records: Sequence[Candidate], size: int, image_root: str, workers: int,
+                   done: Callable[[int], None] | None = None) -> list[tuple[ImageRef, Optional[ImageRef]]]:
+    """(query image, contrast image or None) for each record, in order; `done(1)` after each."""
+    results = []
+    for refs in _iter(records, size, image_root, worker_count(workers)):
+        results.append(refs)
+        if done:
+            done(1)
+    return results
+
+
+def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, Optional[ImageRef]]]:
+    # In a daemonic worker process (a Dask worker) no children may be started: the runner already
+    # spreads batches over processes there.
+    if workers <= 1 or len(records) <= 1 or multiprocessing.current_process().daemon:
+        for record in records:
+            yield _render(record, size, image_root)
+        return
+    chunk = max(1, min(16, len(records) // (4 * workers)))
+    yield from _pool(workers).map(_render, records, [size] * len(records), [image_root] * len(records),
+                                  chunksize=chunk)

@@ -1,0 +1,145 @@
+"""The local Prefect server that mossforge manages (flows/server.py), against real
+`prefect server start` processes in a temporary state folder and PREFECT_HOME.
+
+Every server these tests start is stopped at the end (the fixture also kills any process a
+state file still names), so no server outlives the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows import server
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    """A private state folder and Prefect home; any server left running is stopped afterwards."""
+    env = {"MOSSFORGE_SERVER_DIR": str(tmp_path / "server"), "PREFECT_HOME": str(tmp_path / "home"),
+           "MOSSFORGE_SERVER_PORT": "0"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("MOSSFORGE_SERVER", raising=False)
+    started: list[int] = []
+    yield {"env": {**os.environ}, "dir": tmp_path / "server", "started": started}
+    info = server.read_state()
+    server.stop()
+    for pid in started + ([info.pid] if info else []):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _servers_in(folder: Path) -> list[int]:
+    """Pids of running `prefect server start` processes whose PREFECT_HOME lies in `folder`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"prefect" in cmdline and b"server\0start" in cmdline and str(folder).encode() in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_two_runs_starting_at_once_start_one_server(state, tmp_path):
+    script = "from flows import server; i = server.ensure_running(); print(i.pid, i.port)"
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=state["env"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    answers = {out.strip() for out, _ in outs}
+    assert len(answers) == 1, f"two servers: {answers}"
+    pid, port = map(int, answers.pop().split())
+    state["started"].append(pid)
+    assert _servers_in(tmp_path) == [pid]
+    assert httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5).status_code == 200
+    info = server.status()
+    assert info is not None and info.pid == pid and info.port == port
+
+    assert server.stop().pid == pid
+    assert server.status() is None and server.read_state() is None and not _servers_in(tmp_path)
+
+
+def test_a_stale_state_file_is_recovered(state, tmp_path):
+    state["dir"].mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for stale_pid in (dead.pid, os.getpid()):  # a crashed server; a pid reused by another program
+        (state["dir"] / "state.json").write_text(json.dumps({
+            "pid": stale_pid, "port": 9, "api_url": "http://127.0.0.1:9/api", "ui_url": "http://127.0.0.1:9",
+            "started_at": "2026-01-01T00:00:00+0000", "log": "x"}))
+        assert server.status() is None
+    info = server.ensure_running()
+    state["started"].append(info.pid)
+    assert info.pid not in (dead.pid, os.getpid()) and info.port != 9
+    assert server.read_state() == info and server.status() == info
+
+    os.killpg(info.pid, signal.SIGKILL)  # the server crashes: the state file stays behind
+    server._terminate(info.pid, wait=10)
+    assert server.status() is None and server.read_state() == info
+    again = server.ensure_running()
+    state["started"].append(again.pid)
+    assert again.pid != info.pid and server.status() == again
+
+
+def test_prefect_api_url_set_leaves_the_managed_server_alone(state, monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # even if a test harness set one
+        assert server.select(temporary=True).kind == "temporary"  # the opt-outs
+        monkeypatch.setenv("MOSSFORGE_SERVER", "temporary")
+        assert server.select().kind == "temporary"
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4399/api")  # wins over everything
+    for chosen in (server.select(), server.select(temporary=True)):
+        assert (chosen.kind, chosen.api_url, chosen.ui_url) == ("configured", "http://127.0.0.1:4399/api",
+                                                               "http://127.0.0.1:4399")
+    assert chosen.run_url("abc") == "http://127.0.0.1:4399/runs/flow-run/abc"
+    assert not state["dir"].exists(), "the managed server's folder must not even be created"
+
+
+def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_path):
+    config = tmp_path / "small.toml"
+    config.write_text('[dataset]\nname = "managed"\n[plan]\nper_type = 2\n[dedup]\nenabled = false\n'
+                      '[render]\nsize = 64\n', encoding="utf-8")
+    command = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--out", str(tmp_path / "out")]
+    env = {**state["env"], "COLUMNS": "200"}
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    info = server.read_state()
+    if info:
+        state["started"].append(info.pid)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "starting the local Prefect server" in first.stderr
+    links = re.findall(r"http://127\.0\.0\.1:(\d+)/runs/flow-run/([0-9a-f-]{36})", first.stderr)
+    assert links and int(links[0][0]) == info.port
+    run_id = links[0][1]
+    flow_run = httpx.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
+    assert flow_run["state"]["type"] == "COMPLETED" and flow_run["name"].startswith("managed-")
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "starting the local Prefect server" not in second.stderr
+    assert server.read_state().pid == info.pid and _servers_in(tmp_path) == [info.pid]
+    second_links = re.findall(r"http://127\.0\.0\.1:(\d+)/runs/flow-run/([0-9a-f-]{36})", second.stderr)
+    assert int(second_links[0][0]) == info.port and second_links[0][1] != run_id
+    assert re.search(r"render\s+│\s+cached", second.stderr), second.stderr[-3000:]
+    assert second.stdout.strip() == first.stdout.strip()  # the same version

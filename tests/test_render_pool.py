@@ -1,0 +1,65 @@
+"""The offline renderer over several processes gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from flows import stages
+from generators.render_pool import render_offline, worker_count
+from mossforge.config import load_config
+
+TYPES = ("exaggerated_risk", "negated_harm", "counterintuitive_interpretation")
+
+
+def _files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.png"))}
+
+
+def test_one_worker_and_two_render_identical_images_in_order(candidate_factory, tmp_path):
+    records = [candidate_factory(f"Question {i}: plan a party in this room?", TYPES[i % 3]) for i in range(10)]
+    one = render_offline(records, 96, str(tmp_path / "one"), workers=1)
+    seen = []
+    two = render_offline(records, 96, str(tmp_path / "two"), workers=2, done=seen.append)
+    assert one == two and sum(seen) == len(records)
+    assert all(contrast is not None for (_, contrast), r in zip(two, records) if r.stimulus_type == "negated_harm")
+    assert _files(tmp_path / "one") == _files(tmp_path / "two") and len(_files(tmp_path / "one")) > 10
+
+
+def test_render_batch_output_is_the_same_for_any_number_of_cpu_workers(candidate_factory, tmp_path):
+    records = [candidate_factory(f"Can I break this {i}?", TYPES[i % 3]) for i in range(9)]
+    batch = stages.write_records(records, tmp_path / "in.parquet")
+    outputs = {}
+    for workers in (1, 2):
+        cfg = load_config(overrides={"render.size": 64, "run.cpu_workers": workers})
+        out, report = stages.render_batch(cfg, str(batch), str(tmp_path / f"out-{workers}.parquet"),
+                                          str(tmp_path / f"images-{workers}"))
+        assert report.kept == len(records)
+        outputs[workers] = pq.read_table(out).to_pylist()
+    assert outputs[1] == outputs[2]
+    assert _files(tmp_path / "images-1") == _files(tmp_path / "images-2")
+
+
+def test_cpu_workers_zero_means_every_core():
+    assert worker_count(0) >= 1 and worker_count(3) == 3
+
+
+def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
+    import subprocess
+    import sys
+
+    batch = stages.write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "from flows.stages import read_records\n"
+        "from generators.render_pool import render_offline\n"
+        "print('body', file=sys.stderr)\n"
+        f"records = read_records([{str(batch)!r}])\n"
+        f"print(len(render_offline(records, 64, {str(tmp_path / 'images')!r}, workers=2)))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "4" and proc.stderr.count("body") == 1
