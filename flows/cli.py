@@ -400,6 +400,8 @@ def classify_refusals(
 
 def _judge_labels(frame, answers: list, question_column: Optional[str], mode: str,
                   config: Optional[Path]) -> tuple[list[str], list[str]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from filters.refusal_judge import JudgeItem, classify_with_judge
     from mossforge.client import ModelClient
 

@@ -12,9 +12,12 @@ import hashlib
 import json
 import types
 import typing
-from typing import Literal, Optional, get_args, get_origin
+from typing import TYPE_CHECKING, Literal, Optional, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # pyarrow is imported where a table is built, not on every config read
+    import pyarrow as pa
 
 SCHEMA_VERSION = "1"
 

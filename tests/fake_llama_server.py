@@ -6,7 +6,6 @@ server) after FAKE_LLAMA_DIE_AFTER chat requests when that is set."""
 import argparse
 import json
 import os
-import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 parser = argparse.ArgumentParser()
