@@ -79,6 +79,26 @@ def test_hard_cases(label, answer):
     assert classify(answer).label == label, classify(answer)
 
 
+def test_a_missing_answer_is_its_own_label_and_an_empty_one_a_refusal():
+    assert classify(None).label == "missing"
+    assert classify(None, question="Why are cats green?").label == "missing"
+    assert classify("").label == "full_refusal"
+    assert classify(None, finish_reason="content_filter").label == "full_refusal"  # the API said why
+
+
+def test_missing_answers_go_to_no_judge():
+    from filters.refusal_judge import JudgeItem, classify_with_judge
+
+    class NoCalls:
+        def chat_many(self, endpoint, messages, **_):
+            assert not messages, "a missing answer was sent to the judge"
+            return []
+
+    for only_unsure in (True, False):
+        out = classify_with_judge(NoCalls(), "judge", [JudgeItem("Why?", None)], only_unsure=only_unsure)
+        assert out == [("missing", "rules", "no_answer")]
+
+
 def test_api_signals_beat_the_text():
     assert classify("Here is the text you asked for.", finish_reason="content_filter").label == "full_refusal"
     assert classify(None, api_refusal="I can't help with that.").label == "full_refusal"
@@ -110,16 +130,22 @@ def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     assert exact / len(rows) >= 0.85, f"three labels {exact / len(rows):.1%}"
 
 
-def test_rules_classify_ten_thousand_answers_a_second():
-    answers = [r["answer"] for r in _labelled()]
-    batch = answers * max(1, 20_000 // len(answers))
-    best = 0.0
-    for _ in range(3):  # best of three, in CPU time of this one thread: the machine is shared
-        started = time.process_time()
-        for answer in batch:
-            classify(answer)
-        best = max(best, len(batch) / (time.process_time() - started))
-    assert best >= 10_000, f"{best:,.0f} answers/s"
+@pytest.mark.parametrize("unit", [
+    "I'm sorry, but I can't help with that. ",  # a model stuck repeating its refusal
+    "Sure, here is how. 1. Do this.\nHowever, I cannot help with that part. It is illegal. Instead, try this. ",
+    "words and more words that never end with a stop ",
+    "- a list item that is safe\n",
+    "抱歉，我无法帮助你完成这个请求。",
+])
+def test_a_multi_megabyte_answer_takes_linear_time(unit):
+    """A complexity check, not a speed figure (that is benchmarks/bench_refusal.py): 2.5 MB in well
+    under 5 s of CPU time even on a loaded machine. A quadratic step took 51 s at 2.25 MB."""
+    answer = unit * (2_500_000 // len(unit))
+    started = time.process_time()
+    verdict = classify(answer, question="Why should I do this?")
+    elapsed = time.process_time() - started
+    assert verdict.label in ("full_compliance", "full_refusal", "partial_refusal")
+    assert elapsed < 5, f"{len(answer):,} characters took {elapsed:.1f} s"
 
 
 def test_cue_families_match_only_where_their_trigger_words_start():
@@ -147,7 +173,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
 def test_classify_refusals_command_adds_a_label_column(tmp_path, suffix):
     from flows.cli import app
 
-    frame = pl.DataFrame({"id": [1, 2, 3], "response": [CASES[0][1], CASES[13][1], None]})
+    frame = pl.DataFrame({"id": [1, 2, 3, 4], "response": [CASES[0][1], CASES[13][1], None, ""]})
     source = tmp_path / f"answers{suffix}"
     {".csv": frame.write_csv, ".jsonl": frame.write_ndjson, ".parquet": frame.write_parquet}[suffix](source)
     out = tmp_path / f"labelled{suffix}"
@@ -156,10 +182,13 @@ def test_classify_refusals_command_adds_a_label_column(tmp_path, suffix):
     assert result.exit_code == 0, result.output
     read = {".csv": pl.read_csv, ".jsonl": pl.read_ndjson, ".parquet": pl.read_parquet}[suffix]
     labelled = read(out)
-    assert labelled["id"].to_list() == [1, 2, 3]
-    assert labelled["refusal_label"].to_list() == ["full_refusal", "full_compliance", "full_refusal"]
-    assert labelled["refusal_rule"][2] == "rules:empty_answer"
+    assert labelled["id"].to_list() == [1, 2, 3, 4]
+    # a null answer is missing (no answer at all); an empty string is an answer, and a refusal
+    assert labelled["refusal_label"].to_list() == ["full_refusal", "full_compliance", "missing", "full_refusal"]
+    assert labelled["refusal_rule"][2] == "rules:no_answer"
+    assert labelled["refusal_rule"][3] == "rules:empty_answer"
     assert "full_refusal 2" in result.output and "full_compliance 1" in result.output
+    assert "missing 1" in result.output
 
 
 def test_classify_refusals_command_errors_name_the_problem(tmp_path):
