@@ -277,8 +277,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
     for text in texts:
         low = text.lower().replace("\u2019", "'")
         starts = refusal._sentence_starts(low)
-        fast = {name: hits for scan in (refusal._CUE_PASS, refusal._SHAPE_PASS, refusal._WHY_PASS)
-                for name, hits in refusal._scan(low, starts, scan)[0].items()}
+        fast = refusal._Scan(low, starts).every()
         for family in refusal._FAMILIES:
             everywhere = re.compile(rf"(?<![\w'])(?=(?:{family.pattern.pattern}))")  # overlapping too
             reference = {refusal.bisect.bisect_right(starts, m.start()) - 1 for m in everywhere.finditer(low)}
