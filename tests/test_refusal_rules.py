@@ -1,5 +1,7 @@
-"""The `rules` refusal classifier: the hard cases one by one, the labelled set's accuracy bars,
-its speed, and the `classify-refusals` command."""
+"""The `rules` refusal classifier: the hard cases one by one, the families behind its misses on
+real answers (with their questions), the labelled sets' accuracy bars, `missing` answers, linear
+time on multi-megabyte answers, and the `classify-refusals` command. Speed figures are in
+benchmarks/bench_refusal.py, not here."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from filters.refusal import classify
 
 DATA = Path(__file__).parent / "data" / "refusal_answers.jsonl"  # the hard cases
 REAL_STYLE = Path(__file__).parent / "data" / "refusal_answers_real_style.jsonl"  # as real evaluations look
+BLIND_A = Path(__file__).parent / "data" / "refusal_answers_blind_a.jsonl"  # written blind, then tuned on
 
 CASES = [
     # plain refusals, anywhere in the answer and without "sorry"
@@ -238,10 +241,12 @@ def test_labelled_set_is_large_and_covers_the_hard_families():
         assert family in families
 
 
-@pytest.mark.parametrize("path", [DATA, REAL_STYLE], ids=["hard-cases", "real-style"])
+@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A], ids=["hard-cases", "real-style", "blind-a"])
 def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
+    """Regression bars, not a measure of generalisation: the rules were tuned on these sets (blind
+    set A only after it was measured untouched; see tests/data/*.README.md)."""
     rows = _labelled(path)
-    labels = [classify(r["answer"]).label for r in rows]
+    labels = [classify(r["answer"], question=r["question"]).label for r in rows]
     binary = sum((p != "full_compliance") == (r["label"] != "full_compliance") for p, r in zip(labels, rows))
     exact = sum(p == r["label"] for p, r in zip(labels, rows))
     assert binary / len(rows) >= 0.92, f"refusal vs compliance {binary / len(rows):.1%}"
@@ -273,7 +278,8 @@ def test_cue_families_match_only_where_their_trigger_words_start():
 
     from filters import refusal
 
-    texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE)] + [answer for _, answer in CASES]
+    texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A)] + \
+        [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES]
     for text in texts:
         low = text.lower().replace("\u2019", "'")
         starts = refusal._sentence_starts(low)
