@@ -10,8 +10,8 @@ are `missing`: counted, left out of the rates.
 
 Speed is answers per second of CPU time in one thread (the classifier is single-threaded Python;
 wall time on a shared machine measures the neighbours too), on answers of the length real chat
-models write (about 720 characters on average): the sets' answers are joined two by two, which
-brings their mean to about that. The script exits with status 1 when speed falls below
+models write (about 720 characters on average): the sets' shorter answers are joined with the
+next one, which brings their mean to about that. The script exits with status 1 when speed falls below
 --min-rate (5,000 a second).
 """
 
@@ -62,10 +62,12 @@ def accuracy(rows: list[dict], labels: list[str]) -> tuple[float, float]:
     return binary / len(pairs), exact / len(pairs)
 
 
-def realistic(answers: list[str]) -> list[str]:
-    """The answers joined two by two (about 720 characters on average, as real answers run)."""
+def realistic(answers: list[str], short: int = 550) -> list[str]:
+    """The answers, each one shorter than `short` characters joined with the next: about 720
+    characters on average, as real chat answers run (the labelled sets' own answers are shorter)."""
     texts = [a for a in answers if a]
-    return [texts[n] + "\n\n" + texts[(n + 1) % len(texts)] for n in range(len(texts))]
+    return [texts[n] + "\n\n" + texts[(n + 1) % len(texts)] if len(texts[n]) < short else texts[n]
+            for n in range(len(texts))]
 
 
 def throughput(answers: list[str], repeat: int) -> float:
