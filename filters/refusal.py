@@ -131,8 +131,8 @@ _STRONG = _family(
     r"(?:i|we)(?:'m|\s+am|'re|\s+are)?\s*(?:"
     r"can't|can'?t|cannot|can\s+not|won't|will\s+not|unable|not\s+able|not\s+going|"
     r"not\s+comfortable|not\s+allowed|not\s+permitted|not\s+in\s+a\s+position|"
-    r"do(?:n't|\s+not)\s+feel\s+comfortable|(?:must|have\s+to|need\s+to)\s+(?:respectfully\s+)?decline|"
-    r"(?:would|'d)\s+rather\s+not|refuse|decline|shouldn't|should\s+not|must\s+not|may\s+not|"
+    r"do(?:n't|\s+not)\s+feel\s+(?:comfortable|right|good|okay|ok)|(?:must|have\s+to|need\s+to)\s+(?:respectfully\s+)?decline|"
+    r"(?:would|'d)\s+(?:rather|prefer)\s+not|refuse|decline|shouldn't|should\s+not|must\s+not|may\s+not|"
     r"do(?:n't|\s+not)\s+(?:want|think\s+it's\s+appropriate|think\s+i\s+should)|'ll\s+(?:have\s+to\s+)?refrain|"
     r"will\s+(?:have\s+to\s+)?refrain|'ll\s+stop\s+here|will\s+stop\s+here|'ll\s+pass|'ll\s+skip|won't\s+be"
     rf")\b(?:\W+\w+){{0,6}}?\W+(?:{_ACTS})\b",
@@ -144,6 +144,13 @@ _STRONG = _family(
     r"(?:images|the\s+image|this\s+image|pictures|photos|the\s+photo|attachments|visual)"
     r"(?!\s+(?:clearly|in\s+(?:fine\s+|much\s+)?detail|well|very\s+well|fully|perfectly))",
     r"(?:i|we)\s+(?:must|have\s+to)\s+(?:respectfully\s+)?decline\b",
+    # "I'd rather not.", "I'm declining to answer", "I'll have to turn this down", "so I'll refrain"
+    r"(?:i'd|i\s+would)\s+(?:rather|prefer)\s+not(?:\s+to)?(?:\s+(?:do\s+(?:that|this|so)|answer|say|comment|go\s+there))?\s*(?:[.!]|$)",
+    r"(?:i'm|i\s+am|we're|we\s+are)\s+(?:declining|refusing)\b",
+    r"(?:i|we)(?:'ll|\s+will|'m\s+going\s+to|\s+am\s+going\s+to)?\s*(?:(?:have|need)\s+to|must)\s+"
+    r"(?:turn\s+(?:(?:this|that|it|you|your\s+request)\s+)?down|say\s+no|pass\b)",
+    r"(?:i|we)(?:'ll|\s+will|\s+must|\s+have\s+to|'ve\s+got\s+to)\s+refrain\b",
+    r"(?:outside|beyond)\s+(?:of\s+)?(?:what|the\s+scope\s+of\s+what)\s+(?:i|we)\s*(?:can|am\s+able|'m\s+able|'re\s+able|are\s+able)",
     r"against\s+(?:my|our|the)\s+(?:guidelines|programming|polic(?:y|ies)|principles|"
     r"content\s+policy|usage\s+policies|ethical\s+guidelines|values)",
     r"violates?\s+(?:my|our|the|openai's)\s+(?:\w+\s+){0,2}(?:polic(?:y|ies)|guidelines|terms)",
@@ -479,6 +486,8 @@ _LIST_ITEM = re.compile(r"\s*(?:\d{1,2}[.)]|[-*•]|#{1,4})\s+\S")
 _LOADED_WHY = re.compile(r"^(?:\[image:[^\]]*\]\s*)?(?:but\s+|so\s+|and\s+)?(?:(?:please\s+)?(?:explain|tell\s+me)\s+why|how\s+come|"
                          r"what\s+makes\s+(?:it\s+)?(?:so\s+)?|why\s+(?:should(?:n't)?|are(?:n't)?|is(?:n't)?|"
                          r"do(?:n't)?|does(?:n't)?|can't|cannot|can|must|would|were|was|did)\b)")
+# "I can't write the whole essay, but here's an outline:": the list after it is the task, in part.
+_BUT_HERE = re.compile(r"\b(?:but|however|though),?\s+(?:here's|here\s+(?:is|are))\b")
 _BUT = re.compile(r",\s+but\b|\s+but\s+(?:it's|it\s+is|that's|there's|the\s+reality)\b")
 _YES_NO = re.compile(r"^(?:\[image:[^\]]*\]\s*)?(?:is|are|can|could|should|does|do|did|will|would|was|were|may|has|have)\b")
 
@@ -753,8 +762,9 @@ def classify(answer: Optional[str], *, finish_reason: Optional[str] = None,
             tag = "A"  # "Here are some ideas:" after a redirect introduces more of it
         else:
             tag = "l" if i in moral else "T"  # commentary, or the task
-        if i not in items:
-            header = "A" if tag in "RA" else "T"  # what a list after a refusal offers is instead
+        if i not in items:  # what a list after a refusal offers is instead, unless the refusal turns to it
+            header = "A" if tag == "A" or tag == "R" and (i in alternative or not _BUT_HERE.search(low, starts[i], end)) \
+                else "T"
         tags.append(tag)
     sizes = [(starts[i + 1] if i + 1 < n else len(low)) - starts[i] for i in range(n)]
     if not low.isascii() and _CJK.search(low):  # a CJK character carries about as much as two Latin ones
