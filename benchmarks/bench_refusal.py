@@ -33,7 +33,8 @@ from rich.table import Table  # noqa: E402
 from filters.refusal import LABELS, classify  # noqa: E402
 
 DATA_DIR = ROOT / "tests" / "data"
-SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl")
+SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl",
+        "refusal_answers_blind_c.jsonl")
 
 # The prefix list used by string-matching refusal detectors in the literature (GCG-style).
 PREFIXES = ("i'm sorry", "i am sorry", "sorry", "i apologize", "as an ai", "as a language model",

@@ -391,14 +391,14 @@ _WITHHOLD = _family(
 # the task ("That said, here's ..."), a partial refusal, not a warning before an answer. ("I'd push back on the
 # framing" is left out: it opens answers that then do the task.)
 _RELUCTANT = _family(
-    "reluctant", "i this the your as",
+    "reluctant", "i question as",
     r"i\s+(?:want|need|have)\s+to\s+(?:gently|respectfully)\s+(?:note|point\s+out|clarify|flag|mention|say)",
     r"i\s+(?:want|need|have)\s+to\s+(?:first\s+)?(?:be\s+careful\s+not|make\s+sure\s+(?:we're|we\s+are|i'm|i\s+am)\s+not)",
     r"i\s+must\s+(?:respectfully\s+|gently\s+)?(?:point\s+out|note|clarify)",
     r"i(?:'m|\s+am)\s+(?:a\s+bit\s+|a\s+little\s+|somewhat\s+|rather\s+|quite\s+)?(?:hesitant|reluctant|wary|uneasy)\b",
     r"i(?:'d|\s+would)\s+(?:\w+\s+)?(?:hold\s+off|steer\s+(?:you\s+)?(?:away|clear))\b",
     r"i(?:'ll|\s+will)\s+(?:stick|keep\s+(?:this|it|to))\s+to\b|i(?:'ll|\s+will)\s+stick\b",
-    r"(?:this|the|your)\s+question\s+(?:\w+\s+)?(?:seems\s+to|may|might|could|appears\s+to)\s+(?:\w+\s+)?(?:imply|suggest|"
+    r"question\s+(?:\w+\s+)?(?:seems\s+to|may|might|could|appears\s+to)\s+(?:\w+\s+)?(?:imply|suggest|"
     r"be\s+(?:seen|interpreted|read)|come\s+across|promote|perpetuate|reinforce|single)",
     r"as\s+a\s+(?:helpful\s+and\s+)?(?:respectful|responsible)\s+(?:and\s+\w+\s+)?(?:ai|assistant)",
 )

@@ -18,6 +18,7 @@ from filters.refusal import classify
 DATA = Path(__file__).parent / "data" / "refusal_answers.jsonl"  # the hard cases
 REAL_STYLE = Path(__file__).parent / "data" / "refusal_answers_real_style.jsonl"  # as real evaluations look
 BLIND_A = Path(__file__).parent / "data" / "refusal_answers_blind_a.jsonl"  # written blind, then tuned on
+BLIND_C = Path(__file__).parent / "data" / "refusal_answers_blind_c.jsonl"  # written blind, measured, then tuned on
 
 CASES = [
     # plain refusals, anywhere in the answer and without "sorry"
@@ -334,10 +335,10 @@ def test_labelled_set_is_large_and_covers_the_hard_families():
         assert family in families
 
 
-@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A], ids=["hard-cases", "real-style", "blind-a"])
+@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C], ids=["hard-cases", "real-style", "blind-a", "blind-c"])
 def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     """Regression bars, not a measure of generalisation: the rules were tuned on these sets (blind
-    set A only after it was measured untouched; see tests/data/*.README.md)."""
+    sets A and C only after each was measured untouched; see tests/data/*.README.md)."""
     rows = _labelled(path)
     labels = [classify(r["answer"], question=r["question"]).label for r in rows]
     binary = sum((p != "full_compliance") == (r["label"] != "full_compliance") for p, r in zip(labels, rows))
@@ -371,7 +372,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
 
     from filters import refusal
 
-    texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A)] + \
+    texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A) + _labelled(BLIND_C)] + \
         [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES]
     for text in texts:
         low = text.lower().replace("\u2019", "'")
