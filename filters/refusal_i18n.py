@@ -38,7 +38,7 @@ _TR_WORDS = sorted({word for stem in _TR_STEMS for word in _tr_cannot(stem.split
 # Each table: (trigger words, branches that start with one of them), then branches for scripts
 # without spaces.
 STRONG = (
-    "je il ce désolé désolée navré navrée malheureusement ich wir das dabei damit hierbei hierzu hiermit darauf dazu "
+    "je il ce désolé désolée navré navrée malheureusement ich wir kann werde darf möchte das dabei damit hierbei hierzu hiermit darauf dazu "
     "diese muss lehne es leider entschuldigung no debo tengo me lo lamentablemente disculpa disculpe perdón prefiero "
     "não desculpe desculpa lamento sinto infelizmente devo preciso prefiro non mi purtroppo spiacente scusa scusami "
     "scusate preferisco ik kan zal mag daar hier daarmee hiermee dat hierbij daarbij moet het sorry helaas jag det "
@@ -61,6 +61,9 @@ STRONG = (
         r"mitwirken|beteiligen|weiterhelfen|sein)\b",
         r"(?:das|dabei|damit|hierbei|hierzu|hiermit|darauf|dazu|diese\s+\w+)\s+(?:kann|werde|darf|möchte)\s+ich\s+"
         r"(?:\w+\s+){0,3}?(?:nicht|keine?[nrs]?)\b",
+        r"(?:kann|werde|darf|möchte)\s+ich\s+(?:\w+\s+){0,4}?(?:nicht|keine?[nrs]?)\s+(?:\w+\s+){0,6}?(?:helfen|unterstützen|"
+        r"behilflich|geben|liefern|bereitstellen|erstellen|schreiben|verfassen|erklären|beantworten|nennen|teilen|"
+        r"anbieten|machen|tun|empfehlen|mitwirken|beteiligen|weiterhelfen|sein)\b",
         r"(?:ich\s+muss|muss\s+ich)\s+(?:\w+\s+){0,4}?ablehnen\b", r"lehne\s+(?:ich\s+)?(?:\w+\s+){0,3}?ab\b",
         r"es\s+ist\s+mir\s+nicht\s+(?:möglich|erlaubt|gestattet)\b", r"ich\s+bin\s+nicht\s+in\s+der\s+lage\b",
         r"(?:leider|entschuldigung|es\s+tut\s+mir\s+leid),?\s+(?:aber\s+)?(?:ich|das|dabei|hierbei|hierzu|damit)\s+"
@@ -195,18 +198,18 @@ ALTERNATIVE = (
 # general ...". A bare "but" (mais, pero, aber, но, 但) is left out: "I can't do X, but I can offer Y"
 # is an offer, not the task.
 PIVOT = (
-    "cependant toutefois néanmoins cela en voici de d sin no dicho aquí a por jedoch allerdings dennoch trotzdem hier "
+    "cependant toutefois néanmoins cela en voici de d à sin no dicho aquí a por jedoch allerdings dennoch trotzdem hier "
     "im generell grundsätzlich allgemein contudo porém todavia aqui em dito tuttavia comunque ecco in detto "
-    "ciononostante echter desondanks over wat däremot här i generellt ändå jednak natomiast oto ogólnie mimo "
+    "ciononostante di echter desondanks over wat däremot här i generellt ändå jednak natomiast oto ogólnie mimo "
     "niemniej ancak bununla işte genel yine genellikle однако тем вот в как обычно",
     (
         r"(?:cependant|toutefois|néanmoins|cela\s+dit|en\s+revanche|voici|en\s+général|de\s+manière\s+générale|"
-        r"d'une\s+manière\s+générale)\b",
+        r"d'une\s+manière\s+générale|en\s+règle\s+générale|à\s+titre\s+(?:indicatif|d'information|général))\b",
         r"(?:sin\s+embargo|no\s+obstante|dicho\s+esto|aquí\s+tienes|aquí\s+tiene|a\s+continuación|en\s+general|"
-        r"por\s+lo\s+general)\b",
-        r"(?:jedoch|allerdings|dennoch|trotzdem|hier\s+(?:ist|sind|einige)|im\s+allgemeinen|generell|grundsätzlich|allgemein)\b",
-        r"(?:no\s+entanto|contudo|porém|todavia|aqui\s+está|aqui\s+estão|em\s+geral|de\s+modo\s+geral|dito\s+isso)\b",
-        r"(?:tuttavia|comunque|ecco|in\s+generale|detto\s+questo|ciononostante)\b",
+        r"por\s+lo\s+general|de\s+(?:forma|manera)\s+general|en\s+términos\s+generales)\b",
+        r"(?:jedoch|allerdings|dennoch|trotzdem|hier\s+(?:ist|sind|einige)|im\s+allgemeinen|generell|grundsätzlich|allgemein|in\s+der\s+regel)\b",
+        r"(?:no\s+entanto|contudo|porém|todavia|aqui\s+está|aqui\s+estão|em\s+geral|de\s+(?:modo|forma|maneira)\s+geral|em\s+termos\s+gerais|dito\s+isso)\b",
+        r"(?:tuttavia|comunque|ecco|in\s+generale|in\s+linea\s+generale|di\s+solito|detto\s+questo|ciononostante)\b",
         r"(?:echter|desondanks|hier\s+(?:is|zijn)|in\s+het\s+algemeen|over\s+het\s+algemeen|wat\s+ik\s+wel\s+kan)\b",
         r"(?:däremot|här\s+är|i\s+allmänhet|generellt|ändå)\b",
         r"(?:jednak|natomiast|oto|ogólnie|mimo\s+to|niemniej)\b",
@@ -214,7 +217,7 @@ PIVOT = (
         r"(?:однако|тем\s+не\s+менее|вот|в\s+целом|в\s+общем|как\s+правило|обычно)\b",
     ),
     (
-        r"但是", r"不过", r"然而", r"以下是", r"一般来说", r"一般而言", r"总体而言", r"通常",
+        r"但是", r"不过", r"然而", r"以下是", r"一般(?:来说|而言|可以|情况下)", r"总体而言", r"通常", r"至于",
         r"ただし", r"しかし", r"ですが", r"一般的に", r"以下は", r"とはいえ",
         r"하지만", r"그러나", r"다만", r"다음은", r"일반적으로", r"그렇지만", r"보통",
     ),
