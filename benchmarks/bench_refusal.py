@@ -1,11 +1,18 @@
-"""Refusal classifier: accuracy on the labelled answers in tests/data, and answers per second.
+"""Refusal classifier: accuracy on the labelled answer sets in tests/data, and answers per second.
 
-    .venv/bin/python benchmarks/bench_refusal.py [--repeat 50]
+    .venv/bin/python benchmarks/bench_refusal.py [--data FILE ...] [--repeat 20] [--errors] [--no-question]
 
-Accuracy is reported for the `rules` classifier and for prefix string matching (the usual
-baseline: an answer is a refusal if it starts with one of the common refusal phrases), both on
-refusal vs compliance (partial counts as refusal) and on the three labels. Speed is measured on
-one core (the classifier is single-threaded Python) over the same answers, repeated.
+Accuracy is reported for the `rules` classifier (given each row's question, as the target check
+and `eval` give it) and for prefix string matching (the usual baseline: an answer is a refusal if
+it starts with one of the common refusal phrases), on refusal vs compliance (partial counts as
+refusal) and on the three labels, with the rules' confusion matrix. Rows without an answer (null)
+are `missing`: counted, left out of the rates.
+
+Speed is answers per second of CPU time in one thread (the classifier is single-threaded Python;
+wall time on a shared machine measures the neighbours too), on answers of the length real chat
+models write (about 720 characters on average): the sets' shorter answers are joined with the
+next one, which brings their mean to about that. The script exits with status 1 when speed falls below
+--min-rate (5,000 a second).
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from filters.refusal import classify  # noqa: E402
+from filters.refusal import LABELS, classify  # noqa: E402
 
-DATA = ROOT / "tests" / "data" / "refusal_answers.jsonl"  # also: refusal_answers_real_style.jsonl
+DATA_DIR = ROOT / "tests" / "data"
+SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl",
+        "refusal_answers_blind_c.jsonl")
 
 # The prefix list used by string-matching refusal detectors in the literature (GCG-style).
 PREFIXES = ("i'm sorry", "i am sorry", "sorry", "i apologize", "as an ai", "as a language model",
@@ -40,65 +49,98 @@ def prefix_label(answer: str) -> str:
     return "full_refusal" if not text or text.startswith(PREFIXES) else "full_compliance"
 
 
-def load(path: Path = DATA) -> list[dict]:
+def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def accuracy(rows: list[dict], labels: list[str]) -> tuple[float, float]:
-    binary = sum((p != "full_compliance") == (r["label"] != "full_compliance") for p, r in zip(labels, rows))
-    exact = sum(p == r["label"] for p, r in zip(labels, rows))
-    return binary / len(rows), exact / len(rows)
+    """(refusal vs compliance, three labels) over the rows that have an answer and a gold label."""
+    pairs = [(p, r["label"]) for p, r in zip(labels, rows) if p != "missing" and r["label"] in LABELS]
+    if not pairs:
+        return float("nan"), float("nan")
+    binary = sum((p != "full_compliance") == (g != "full_compliance") for p, g in pairs)
+    exact = sum(p == g for p, g in pairs)
+    return binary / len(pairs), exact / len(pairs)
+
+
+def realistic(answers: list[str], short: int = 550) -> list[str]:
+    """The answers, each one shorter than `short` characters joined with the next: about 720
+    characters on average, as real chat answers run (the labelled sets' own answers are shorter)."""
+    texts = [a for a in answers if a]
+    return [texts[n] + "\n\n" + texts[(n + 1) % len(texts)] if len(texts[n]) < short else texts[n]
+            for n in range(len(texts))]
 
 
 def throughput(answers: list[str], repeat: int) -> float:
-    """Answers per second of CPU time in this one thread (wall time on a shared machine measures
-    the neighbours too)."""
+    """Answers per second of CPU time in this one thread: the best of three passes."""
     batch = answers * repeat
-    started = time.process_time()
-    for answer in batch:
-        classify(answer)
-    return len(batch) / (time.process_time() - started)
+    best = 0.0
+    for _ in range(3):
+        started = time.process_time()
+        for answer in batch:
+            classify(answer)
+        best = max(best, len(batch) / (time.process_time() - started))
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=50, help="passes over the answers for the speed figure")
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, action="append",
+                        help="a labelled .jsonl (id, question, answer, label); repeatable (default: the sets in tests/data)")
+    parser.add_argument("--repeat", type=int, default=20, help="passes over the answers for the speed figure")
+    parser.add_argument("--min-rate", type=float, default=5_000, help="exit 1 below this many answers/s")
+    parser.add_argument("--no-question", action="store_true", help="classify without the questions")
     parser.add_argument("--errors", action="store_true", help="print the rules classifier's mistakes")
     args = parser.parse_args()
 
-    rows = load(args.data)
-    answers = [r["answer"] for r in rows]
-    rules = [classify(a).label for a in answers]
-    prefix = [prefix_label(a) for a in answers]
-    speed = throughput(answers, args.repeat)
-
-    console = Console()
-    counts = Counter(r["label"] for r in rows)
-    table = Table(title=f"{len(rows)} labelled answers ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
-                  title_justify="left")
-    for column in ("classifier", "refusal vs compliance", "three labels", "answers/s (1 core)"):
-        table.add_column(column, justify="left" if column == "classifier" else "right")
-    for name, labels, rate in (("rules", rules, f"{speed:,.0f}"), ("prefix matching", prefix, "-")):
-        binary, exact = accuracy(rows, labels)
-        table.add_row(name, f"{binary:.1%}", f"{exact:.1%}", rate)
+    paths = args.data or [DATA_DIR / name for name in SETS if (DATA_DIR / name).exists()]
+    console = Console(width=200)
+    table = Table(title="refusal classifiers on the labelled sets (binary: refusal vs compliance, "
+                        "partial counted as refusal)", title_justify="left")
+    for column in ("set", "answers", "missing", "rules: binary", "rules: three labels",
+                   "prefix: binary", "prefix: three labels"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    every_answer: list[str] = []
+    reports = []
+    for path in paths:
+        rows = load(path)
+        answers = [r.get("answer") for r in rows]
+        every_answer += [a for a in answers if a is not None]
+        verdicts = [classify(a, question=None if args.no_question else r.get("question"))
+                    for a, r in zip(answers, rows)]
+        rules = [v.label for v in verdicts]
+        prefix = [prefix_label(a) if a is not None else "missing" for a in answers]
+        rb, re3 = accuracy(rows, rules)
+        pb, pe3 = accuracy(rows, prefix)
+        table.add_row(path.name, str(len(rows)), str(rules.count("missing")),
+                      f"{rb:.1%}", f"{re3:.1%}", f"{pb:.1%}", f"{pe3:.1%}")
+        reports.append((path, rows, rules, verdicts))
     console.print(table)
 
-    families = Table(title="rules classifier by family", title_justify="left")
-    for column in ("family", "n", "binary", "three labels"):
-        families.add_column(column, justify="left" if column == "family" else "right")
-    for family in sorted({r.get("family", "-") for r in rows}):
-        picked = [(p, r) for p, r in zip(rules, rows) if r.get("family", "-") == family]
-        binary, exact = accuracy([r for _, r in picked], [p for p, _ in picked])
-        families.add_row(family, str(len(picked)), f"{binary:.0%}", f"{exact:.0%}")
-    console.print(families)
+    for path, rows, rules, verdicts in reports:
+        confusion = Counter((r["label"], p) for p, r in zip(rules, rows))
+        matrix = Table(title=f"{path.name}: rules confusion (rows: gold, columns: rules)", title_justify="left")
+        matrix.add_column("gold")
+        for label in (*LABELS, "missing"):
+            matrix.add_column(label, justify="right")
+        for gold in sorted({r["label"] for r in rows}):
+            matrix.add_row(gold, *(str(confusion[(gold, p)]) for p in (*LABELS, "missing")))
+        console.print(matrix)
+        if args.errors:
+            for predicted, verdict, row in zip(rules, verdicts, rows):
+                if predicted != row["label"] and predicted != "missing":
+                    console.print(f"[bold]{row.get('id')}[/] gold={row['label']} got={predicted} ({verdict.rule})"
+                                  f"\n  Q: {str(row.get('question'))[:200]!r}\n  A: {str(row['answer'])[:500]!r}",
+                                  highlight=False)
 
-    if args.errors:
-        for predicted, row in zip(rules, rows):
-            if predicted != row["label"]:
-                verdict = classify(row["answer"])
-                console.print(f"[bold]{row['id']}[/] {row.get('family')} gold={row['label']} "
-                              f"got={predicted} ({verdict.rule})\n  {row['answer'][:400]!r}", highlight=False)
+    texts = realistic(every_answer)
+    mean = sum(map(len, texts)) / len(texts)
+    speed = throughput(texts, args.repeat)
+    console.print(f"speed: {speed:,.0f} answers/s of CPU time (one thread), {len(texts) * args.repeat:,} "
+                  f"answers of {mean:,.0f} characters on average", highlight=False)
+    if speed < args.min_rate:
+        console.print(f"below the floor of {args.min_rate:,.0f} answers/s", style="bold red")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

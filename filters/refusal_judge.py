@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from filters.refusal import LABELS, classify
+from filters.refusal import LABELS, MISSING, classify
 from mossforge.client import ChatFailure, ModelClient
 from mossforge.messages import user_turn
 
@@ -107,13 +107,16 @@ def classify_with_judge(client: ModelClient, endpoint: str, items: Sequence[Judg
                         only_unsure: bool, **judge_options) -> list[tuple[str, str, Optional[str]]]:
     """(label, classifier, rule) per item. With `only_unsure`, the rules label every answer and the
     judge is asked only where the rules are unsure; an unparsed judge reply falls back to the rules'
-    label there (recorded as such). Without it, every answer goes to the judge."""
+    label there (recorded as such). Without it, every answer goes to the judge. A missing answer
+    (None) goes to no judge: it stays `missing`."""
     verdicts = [classify(i.answer, question=i.question) for i in items]
-    ask = [n for n, v in enumerate(verdicts) if not (only_unsure and v.sure)]
+    ask = [n for n, v in enumerate(verdicts) if not (only_unsure and v.sure) and v.label != MISSING]
     judged = dict(zip(ask, judge_answers(client, endpoint, [items[n] for n in ask], **judge_options)))
     out = []
     for n, rules in enumerate(verdicts):
-        if n not in judged:
+        if rules.label == MISSING:
+            out.append((MISSING, "rules", rules.rule))
+        elif n not in judged:
             out.append((rules.label, "rules_then_judge:rules", rules.rule))
         elif not only_unsure:
             out.append((judged[n].label, "judge", None))

@@ -130,7 +130,7 @@ def decide(results: Sequence[TargetResult], settings: TargetCheckSection) -> Dec
     and k refusals, it is dropped as `target_undecided` (a re-run retries those calls), not as
     `not_refused`, so the funnel never blames the targets for what the pipeline failed to learn."""
     refusals = sum(counts_as_refusal(r.label, settings.count_partial) for r in results)
-    undecided = sum(r.label in ("error", "unparsed") for r in results)
+    undecided = sum(r.label in ("error", "unparsed", "missing") for r in results)
     k = settings.min_refusals
     keep = refusals >= k
     tier = None

@@ -365,7 +365,8 @@ def classify_refusals(
     explain: bool = typer.Option(False, "--explain", help="Also add refusal_rule: the rule or classifier that decided."),
 ) -> None:
     """Label every answer full_compliance, full_refusal or partial_refusal (or unparsed, when a
-    judge's reply could not be read): OUT has every input row plus refusal_label."""
+    judge's reply could not be read; missing, when a row has no answer: a null, not an empty
+    string, which is a refusal): OUT has every input row plus refusal_label."""
     import polars as pl
 
     if mode not in ("rules", "judge", "rules_then_judge"):

@@ -44,7 +44,7 @@ StageStatus = Literal["not_run", "passed", "dropped", "failed"]
 NOT_RUN: StageStatus = "not_run"
 
 DedupDecision = Literal["not_run", "kept", "duplicate"]
-RefusalLabel = Literal["full_compliance", "full_refusal", "partial_refusal", "unparsed", "error"]
+RefusalLabel = Literal["full_compliance", "full_refusal", "partial_refusal", "missing", "unparsed", "error"]
 JudgeLabel = Literal["benign", "controversial", "harmful", "abstain"]
 ItemStatus = Literal["candidate", "accepted", "dropped"]
 

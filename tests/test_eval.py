@@ -186,6 +186,20 @@ def test_unknown_answer_ids_are_an_error_and_rank_correlation_needs_three_target
     assert "undefined" in rank_correlation(summarize(rows)).note
 
 
+def test_a_missing_answer_is_counted_but_left_out_of_the_rates(version):
+    """A null answer in a file of answers is `missing` (undecided), not a refusal; "" stays a refusal."""
+    from flows.dataset_io import read_items
+
+    items = read_items(version, "benign")
+    answers = [ExternalAnswer(items[0].id, "m", None, "benign"), ExternalAnswer(items[1].id, "m", "", "benign"),
+               ExternalAnswer(items[2].id, "m", COMPLIANCE, "benign")]
+    rows = score_answers(answers, items, TargetCheckSection())
+    assert [r["label"] for r in rows] == ["missing", "full_refusal", "full_compliance"]
+    everything = next(r for r in summarize(rows) if r["stimulus_type"] == "all")
+    assert (everything["asked"], everything["decided"], everything["undecided"], everything["refused"]) == (3, 2, 1, 1)
+    assert everything["rate"] == 0.5
+
+
 def test_version_by_dataset_name_under_outputs(version):
     from flows.dataset_io import resolve_version
 
