@@ -265,7 +265,7 @@ def serve(
                         tags=["mossforge", cfg.dataset.name])
 
 
-_FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": "parquet"}
+from mossforge.tables import FORMATS as _FORMATS  # noqa: E402  (one map of table formats)
 
 
 def _read_table(path: Path):
