@@ -129,7 +129,7 @@ def _last_user_text(messages: list[dict]) -> str:
 class OpenAIServer:
     """The running server. Use `start_server()` / `serve()` rather than constructing it."""
 
-    def __init__(self, script: Script = None, latency: float = 0.0) -> None:
+    def __init__(self, script: Script = None, latency: float = 0.0, port: int = 0) -> None:
         self.latency = latency
         self.models: list[str] = []  # what GET /models lists (empty: a server that lists none)
         self.requests: list[Request] = []
@@ -139,7 +139,7 @@ class OpenAIServer:
         self._stopping = threading.Event()
         self._script: Script = None
         self.set_script(script)
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)  # 0: any free port
         self._httpd.app = self
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -292,14 +292,14 @@ class _Handler(BaseHTTPRequestHandler):
                 "data": [{"b64_json": image, "revised_prompt": body.get("prompt")} for _ in range(n)]}
 
 
-def start_server(script: Script = None, latency: float = 0.0) -> OpenAIServer:
+def start_server(script: Script = None, latency: float = 0.0, port: int = 0) -> OpenAIServer:
     """Start a server in a background thread; call `.stop()` when done (or use `serve`)."""
-    return OpenAIServer(script=script, latency=latency)
+    return OpenAIServer(script=script, latency=latency, port=port)
 
 
 @contextlib.contextmanager
-def serve(script: Script = None, latency: float = 0.0) -> Iterator[OpenAIServer]:
-    server = start_server(script, latency)
+def serve(script: Script = None, latency: float = 0.0, port: int = 0) -> Iterator[OpenAIServer]:
+    server = start_server(script, latency, port)
     try:
         yield server
     finally:
