@@ -19,9 +19,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from filters.dedup import find_duplicates
-from filters.embeddings import MiniLMEmbedder
-from generators.seedbank import SeedBank
+from mossforge.filters.dedup import find_duplicates
+from mossforge.filters.embeddings import MiniLMEmbedder
+from mossforge.generators.seedbank import SeedBank
 
 MODIFIERS = ["", "this weekend", "for my family", "on a budget", "for beginners", "step by step",
              "in simple words", "for a school project", "quickly", "for my grandparents",

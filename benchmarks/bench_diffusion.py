@@ -36,10 +36,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from generators.diffusion import DiffusionRenderer, item_seed, load_pipeline  # noqa: E402
-from generators.plan import draw_slots  # noqa: E402
-from generators.render_images import prompt_for, render_candidates  # noqa: E402
-from generators.seedbank import SeedBank  # noqa: E402
+from mossforge.generators.diffusion import DiffusionRenderer, item_seed, load_pipeline  # noqa: E402
+from mossforge.generators.plan import draw_slots  # noqa: E402
+from mossforge.generators.render_images import prompt_for, render_candidates  # noqa: E402
+from mossforge.generators.seedbank import SeedBank  # noqa: E402
 from mossforge.images import ImageStore  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def main() -> None:
         size = args.size or (64 if args.model is None else 512 if model == "sd15-architecture" else 1024)
         t0 = time.perf_counter()
         if model == "sd15-architecture":  # same compute as the real model; noise for pixels
-            from generators.diffusion import resolve_device, resolve_dtype
+            from mossforge.generators.diffusion import resolve_device, resolve_dtype
             from tiny_diffusion import build_sd15_architecture
 
             device_name = resolve_device(args.device)

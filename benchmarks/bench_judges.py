@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import make_candidate  # noqa: E402
 from openai_server import in_child_process, serve  # noqa: E402
 
-from filters.judges import Panel  # noqa: E402
-from flows import stages  # noqa: E402
+from mossforge.filters.judges import Panel  # noqa: E402
+from mossforge.flows import stages  # noqa: E402
 from mossforge.client import ModelClient  # noqa: E402
 from mossforge.config import load_config  # noqa: E402
 from mossforge.images import ImageStore  # noqa: E402

@@ -35,8 +35,8 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mossforge-bench-p
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from flows import stages  # noqa: E402
-from flows.publish import publish_local  # noqa: E402
+from mossforge.flows import stages  # noqa: E402
+from mossforge.release.publish import publish_local  # noqa: E402
 from mossforge.config import Config, load_config  # noqa: E402
 
 STAGE_ORDER = ["plan", "generate", "dedup", "render", "target_check", "consensus_label", "publish"]
@@ -129,7 +129,7 @@ def everyday_loop(per_type: int, render_n: int) -> None:
         subprocess.run([str(Path(sys.executable).parent / "mossforge"), "server", "stop"], env=env,
                        capture_output=True)
 
-    from generators.render_pool import render_offline
+    from mossforge.generators.render_pool import render_offline
     from mossforge.config import load_config as _load_config
 
     cfg = _load_config(overrides={"plan.per_type": -(-render_n // 3)})
@@ -171,12 +171,12 @@ def main() -> None:
         return
     console = Console(width=170)
 
-    from filters.embeddings import MiniLMEmbedder
+    from mossforge.filters.embeddings import MiniLMEmbedder
     MiniLMEmbedder().encode(["warm up"])  # model import and load: paid once, by neither run
 
     from prefect import flow
 
-    from flows.build import build_dataset, run_build
+    from mossforge.flows.build import build_dataset, run_build
 
     t0 = time.perf_counter()
     flow(lambda: None, name="warm-up")()  # starts this process's temporary Prefect server

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from filters.refusal import LABELS, classify  # noqa: E402
+from mossforge.filters.refusal import LABELS, classify  # noqa: E402
 
 DATA_DIR = ROOT / "tests" / "data"
 SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl",

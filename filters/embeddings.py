@@ -5,7 +5,7 @@ switched off. The model is loaded once per process (worker), when a stage first 
 
 Two runtimes compute the same embeddings:
 - **ONNX Runtime** (used when its model file exists): the same weights exported once to ONNX
-  (`python -m filters.embeddings --export`, which `scripts/bootstrap.sh` runs), the package's own
+  (`python -m mossforge.filters.embeddings --export`, which `scripts/bootstrap.sh` runs), the package's own
   tokenizer (`tokenizers`), mean pooling and normalisation as sentence-transformers does them.
   Loading takes well under a second, against about 10 s for importing sentence-transformers.
 - **sentence-transformers** (torch): the reference, and the fallback when there is no ONNX file.
@@ -161,7 +161,7 @@ class MiniLMEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-if __name__ == "__main__":  # python -m filters.embeddings --export [--force]
+if __name__ == "__main__":  # python -m mossforge.filters.embeddings --export [--force]
     import argparse
 
     parser = argparse.ArgumentParser(description="Export the bundled MiniLM to ONNX (once per environment).")

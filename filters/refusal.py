@@ -28,7 +28,7 @@ from re import _constants as _sre, _parser as _sre_parse  # to read a branch's f
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from filters import refusal_i18n
+from mossforge.filters import refusal_i18n
 
 RefusalClass = Literal["full_compliance", "full_refusal", "partial_refusal"]
 LABELS: tuple[RefusalClass, ...] = ("full_compliance", "full_refusal", "partial_refusal")

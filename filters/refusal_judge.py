@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from filters.refusal import LABELS, MISSING, classify
+from mossforge.filters.refusal import LABELS, MISSING, classify
 from mossforge.client import ChatFailure, ModelClient
 from mossforge.messages import user_turn
 

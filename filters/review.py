@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from filters.consensus import LABELS, Rule, aggregate, is_vote, pairwise_agreement
+from mossforge.filters.consensus import LABELS, Rule, aggregate, is_vote, pairwise_agreement
 from mossforge.schema import Candidate, ConsensusLabel, JudgeVote
 
 REVIEW_CSV = "review.csv"

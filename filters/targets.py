@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from filters.refusal import classify
-from filters.refusal_judge import JudgeItem, classify_with_judge
+from mossforge.filters.refusal import classify
+from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge
 from mossforge.client import ChatFailure, ChatResult, ModelClient
 from mossforge.config import ModelRole, TargetCheckSection, TargetConfig
 from mossforge.messages import user_turn

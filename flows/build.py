@@ -20,11 +20,15 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import limits, monitor, progress, runners, stages
-from flows.card import funnel_table, judging_section, model_call_rows, target_rows
-from flows.gpu import ensure_gpu_limit, gpu_slot
-from flows.publish import dataset_lock, list_versions, publish_local
-from generators.plan import MAX_ROUNDS, next_draw, shortfall
+from mossforge.flows import limits
+from mossforge.flows import monitor
+from mossforge import progress
+from mossforge.flows import runners
+from mossforge.flows import stages
+from mossforge.release.card import funnel_table, judging_section, model_call_rows, target_rows
+from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
+from mossforge.release.publish import dataset_lock, list_versions, publish_local
+from mossforge.generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge import source_hash
 from mossforge.config import PUBLISH_TARGET_KEYS, RUN_POLICY_KEYS, Config, config_from_dict
 from mossforge.preflight import check_failures, check_not_empty, check_run
@@ -142,7 +146,7 @@ def push_task(path: str, repo_id: str, private: bool) -> dict:
     """Push the published version to the Hub (no new commit when the repo already has it). The
     token is read inside the task from the environment or the saved login, never passed in:
     task parameters are recorded by Prefect."""
-    from flows.hub import HubError, push_version
+    from mossforge.release.hub import HubError, push_version
 
     try:
         result = push_version(Path(path), repo_id, private=private)

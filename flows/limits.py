@@ -128,7 +128,7 @@ def in_flow_process() -> bool:
 def install_call_slots() -> None:
     """In a task: when it runs outside the flow's process (a Dask or Ray worker), this process's
     model client is one of several, so each of its calls holds its endpoint's global slot."""
-    from flows import stages
+    from mossforge.flows import stages
 
     if not in_flow_process() and stages.call_slot is None:
         stages.call_slot = endpoint_slot_factory()

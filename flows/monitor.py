@@ -127,7 +127,8 @@ def worker_calls(config: dict) -> Iterator[None]:
     endpoints' global slots, and whose counts are left in a file the flow collects."""
     from prefect.context import TaskRunContext
 
-    from flows import limits, stages
+    from mossforge.flows import limits
+    from mossforge.flows import stages
 
     if limits.in_flow_process():
         yield
@@ -176,7 +177,7 @@ def gallery_markdown(version_path: Path, limit: int = GALLERY_ITEMS) -> str:
     """A markdown table of accepted items: thumbnail beside question (from the published shard)."""
     import pyarrow.parquet as pq
 
-    from flows.publish import SHARD
+    from mossforge.release.publish import SHARD
 
     shard = Path(version_path) / "data" / "benign" / SHARD
     if not shard.exists():

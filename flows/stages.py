@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows import progress
+from mossforge import progress
 from mossforge import code_version
 from mossforge.client import ModelClient, accounting_of
 from mossforge.config import Config, ConfigError
@@ -110,7 +110,7 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
 
 
 def seed_bank():
-    from generators.seedbank import SeedBank
+    from mossforge.generators.seedbank import SeedBank
 
     return SeedBank()
 
@@ -122,7 +122,7 @@ def plan_stage(config: Config, run_dir: Path, draw: dict[str, int] | None = None
     `draw`: slots per type (default: `plan.per_type` and a margin for what dedup removes, see
     `generators.plan.first_draw`); `already`: how many of each type earlier rounds drew (a larger
     draw extends a smaller one, so only the new slots are written); `round_` names the batches."""
-    from generators.plan import draw_slots, first_draw
+    from mossforge.generators.plan import draw_slots, first_draw
 
     started = time.perf_counter()
     space = seed_bank().slot_space()
@@ -235,14 +235,14 @@ def close_scoped_client(config: Config) -> list[dict]:
 
 
 def generate_batch(config: Config, slots_path: str, out_path: str) -> tuple[str, StageReport]:
-    from generators.plan import Slot
+    from mossforge.generators.plan import Slot
 
     started = time.perf_counter()
     slots = [Slot(**row) for row in pq.read_table(slots_path).to_pylist()]
     config_hash, version = config.config_hash(), code_version()
     dropped: dict[str, int] = {}
     if config.generate.generator == "llm":
-        from generators.llm import LLMGenerator
+        from mossforge.generators.llm import LLMGenerator
 
         settings = config.generate
         generator = LLMGenerator(
@@ -273,7 +273,7 @@ def _read_question_file(path: str, column: str) -> list[str]:
     file = Path(path)
     if not file.exists():
         raise ConfigError(f"dedup.reference_files: {path} does not exist")
-    from flows.dataset_io import dataset_questions, is_dataset_folder
+    from mossforge.release.dataset_io import dataset_questions, is_dataset_folder
 
     if is_dataset_folder(file):  # a published or imported version: its benign questions
         return dataset_questions(file)
@@ -298,7 +298,7 @@ def _read_question_file(path: str, column: str) -> list[str]:
 
 def load_references(config: Config) -> list[tuple[str, str, str | None]]:
     """(question, source, item id or None) for every reference the run dedups against."""
-    from flows.publish import published_questions
+    from mossforge.release.publish import published_questions
 
     references: list[tuple[str, str, str | None]] = []
     if config.dedup.against_published:
@@ -317,8 +317,8 @@ def dedup_stage(config: Config, paths: Sequence[str], run_dir: Path) -> tuple[li
     An item that is *the same item* as one in an earlier version (same id) is not a duplicate of
     it: it keeps its id across versions.
     """
-    from filters.dedup import find_duplicates
-    from filters.embeddings import MiniLMEmbedder
+    from mossforge.filters.dedup import find_duplicates
+    from mossforge.filters.embeddings import MiniLMEmbedder
 
     started = time.perf_counter()
     records = read_records(paths)
@@ -385,11 +385,11 @@ def _rebatch(records: Sequence[Candidate], directory: Path, size: int) -> list[s
 
 
 def render_batch(config: Config, in_path: str, out_path: str, image_root: str) -> tuple[str, StageReport]:
-    from generators.render_offline import OfflineRenderer
+    from mossforge.generators.render_offline import OfflineRenderer
 
     if config.render.renderer != "offline":
         return render_model_batch(config, in_path, out_path, image_root)
-    from generators.render_pool import render_offline
+    from mossforge.generators.render_pool import render_offline
 
     started = time.perf_counter()
     OfflineRenderer(size=config.render.size)  # a bad size fails here, with its message
@@ -426,7 +426,7 @@ def image_provider(config: Config):
     """The configured model renderer: a diffusion pipeline (loaded once per process) or an API."""
     r = config.render
     if r.renderer == "diffusion":
-        from generators.diffusion import DiffusionRenderer
+        from mossforge.generators.diffusion import DiffusionRenderer
 
         d = r.diffusion
         return DiffusionRenderer(
@@ -435,7 +435,7 @@ def image_provider(config: Config):
             negative_prompt=d.negative_prompt, batch_size=d.batch_size,
             max_rerenders=d.max_rerenders, blank_std=d.blank_std,
             nsfw_check=_import_callable(d.nsfw_checker) if d.nsfw_checker else None)
-    from generators.image_api import ImageApiRenderer
+    from mossforge.generators.image_api import ImageApiRenderer
 
     return ImageApiRenderer(model_client(config), r.endpoint, size=r.image_api.size or f"{r.size}x{r.size}",
                             params=r.image_api.params, blank_std=r.image_api.blank_std)
@@ -444,7 +444,7 @@ def image_provider(config: Config):
 def render_model_batch(config: Config, in_path: str, out_path: str,
                        image_root: str) -> tuple[str, StageReport]:
     """Render a batch with diffusion or an image API; flagged, blank or refused images are dropped."""
-    from generators.render_images import render_candidates
+    from mossforge.generators.render_images import render_candidates
 
     started = time.perf_counter()
     provider = image_provider(config)
@@ -468,7 +468,7 @@ def image_dedup_stage(config: Config, paths: Sequence[str], run_dir: Path) -> tu
 
     Always counted; dropped (all but the first by id) when render.near_duplicate_images = "drop".
     """
-    from filters.image_dedup import near_duplicates
+    from mossforge.filters.image_dedup import near_duplicates
 
     records = sorted(read_records(paths), key=lambda r: r.id)
     matches = near_duplicates([r.image.phash if r.image else None for r in records],
@@ -508,7 +508,7 @@ def with_image_dedup(report: StageReport, result: dict | None) -> StageReport:
 def target_check_batch(config: Config, in_path: str, out_path: str, dropped_path: str,
                        image_root: str) -> tuple[str, StageReport]:
     """Ask every target every query of the batch; keep what at least k of n refuse."""
-    from filters.targets import Query, ask_targets, decide, label_answers
+    from mossforge.filters.targets import Query, ask_targets, decide, label_answers
 
     started = time.perf_counter()
     settings = config.target_check
@@ -562,7 +562,7 @@ def not_run_stage(stage: str, paths: Sequence[str], reason: str) -> tuple[list[s
 
 def human_labels_digest(config: Config) -> str | None:
     """sha256 of the reviewed CSV the config names (part of the consensus task's cache key)."""
-    from flows.publish import sha256_file
+    from mossforge.release.publish import sha256_file
 
     path = config.consensus.human_labels
     if path is None:
@@ -577,9 +577,9 @@ def consensus_batch(config: Config, in_path: str, run_dir: Path, image_root: str
     `consensus.controversial_split` is set: publishing puts those in their own split) and dropped
     items go to their own files. Returns their paths, the funnel row and the batch's panel
     statistics (Fleiss rows, contrast check, abstentions) for `consensus_summary`."""
-    from filters.consensus import Rule, aggregate, count_row
-    from filters.judges import Panel
-    from filters.review import apply_human_labels, read_review
+    from mossforge.filters.consensus import Rule, aggregate, count_row
+    from mossforge.filters.judges import Panel
+    from mossforge.filters.review import apply_human_labels, read_review
 
     started = time.perf_counter()
     settings = config.consensus
@@ -647,7 +647,7 @@ def consensus_batch(config: Config, in_path: str, run_dir: Path, image_root: str
 def consensus_summary(config: Config, stats: Sequence[dict], model_calls: dict | None) -> dict:
     """The panel over the whole run: who judged, the rule, the labels, Fleiss' kappa, the
     contrast check and the judge calls per item. Goes to the flow summary, manifest and card."""
-    from filters.consensus import Rule, panel_kappa
+    from mossforge.filters.consensus import Rule, panel_kappa
 
     labels, contrast, abstentions = Counter(), Counter(), Counter()
     rows: list[list[int]] = []

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from generators.diffusion import Rendered, RenderItem, Sink, is_blank
+from mossforge.generators.diffusion import Rendered, RenderItem, Sink, is_blank
 from mossforge.client import ChatFailure, ModelClient
 
 RENDERER_NAME = "image-api"

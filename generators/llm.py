@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from generators.plan import Slot
+from mossforge.generators.plan import Slot
 from mossforge.client import ChatFailure, ChatResult, ModelClient
 from mossforge.schema import (
     HARM_CATEGORIES,
@@ -63,7 +63,7 @@ from mossforge.schema import (
 )
 
 if TYPE_CHECKING:
-    from generators.seedbank import SeedBank
+    from mossforge.generators.seedbank import SeedBank
 
 GENERATOR_NAME = "llm"
 TEMPLATE_VERSION = "v1"
@@ -623,7 +623,7 @@ class LLMGenerator:
     @property
     def bank(self) -> "SeedBank":
         if self._bank is None:  # built on first use: few_shot=0 never needs it
-            from generators.seedbank import SeedBank
+            from mossforge.generators.seedbank import SeedBank
             self._bank = SeedBank()
         return self._bank
 

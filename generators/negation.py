@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
-from generators.text import _font, clean_text, wrap_text
+from mossforge.generators.text import _font, clean_text, wrap_text
 
 DEFAULT_SLOGAN = "#SayNoToHarm"
 SYMBOLS: tuple[str, ...] = ("prohibition_sign", "red_x", "slogan_banner")

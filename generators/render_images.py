@@ -19,9 +19,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from filters.image_dedup import perceptual_hash
-from generators.diffusion import Rendered, RenderItem, Sink
-from generators.negation import CONTRAST_VARIANT, compose, contrast_description
+from mossforge.filters.image_dedup import perceptual_hash
+from mossforge.generators.diffusion import Rendered, RenderItem, Sink
+from mossforge.generators.negation import CONTRAST_VARIANT, compose, contrast_description
 from mossforge.images import ImageStore
 from mossforge.schema import Candidate, ImageRef
 

@@ -33,10 +33,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from generators.negation import (  # noqa: F401 (re-exported: callers and tests import them here)
+from mossforge.generators.negation import (  # noqa: F401 (re-exported: callers and tests import them here)
     CONTRAST_VARIANT, DEFAULT_SLOGAN, Overlay, contrast_description, draw_overlay, red_pixel_share,
 )
-from generators.text import (  # noqa: F401 (re-exported)
+from mossforge.generators.text import (  # noqa: F401 (re-exported)
     ELLIPSIS, SUPPORTED_CHARS, _font, _line_height, clean_text, wrap_text,
 )
 from mossforge.images import ImageStore

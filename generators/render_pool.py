@@ -45,7 +45,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
-                context.set_forkserver_preload(["generators.render_offline"])
+                context.set_forkserver_preload(["mossforge.generators.render_offline"])
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
             with _without_main():  # all workers now, while the caller's script is hidden from them
                 pool._launch_processes()
@@ -69,7 +69,7 @@ def _without_main():
 
 @functools.lru_cache(maxsize=4)
 def _renderer(size: int):
-    from generators.render_offline import OfflineRenderer
+    from mossforge.generators.render_offline import OfflineRenderer
 
     return OfflineRenderer(size=size)
 

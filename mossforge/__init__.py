@@ -36,10 +36,17 @@ def source_hash() -> str:
     recomputes the stages instead of reusing results the old code produced."""
     import hashlib
 
-    root = Path(__file__).resolve().parent.parent
+    import importlib.util
+
+    # flows/, generators/ and filters/ install as mossforge.flows, ...: in a checkout they are
+    # folders beside mossforge/, in an installed wheel folders inside it.
+    files: dict[str, Path] = {}
+    for package in ("mossforge", "mossforge.generators", "mossforge.filters", "mossforge.flows"):
+        folder = Path(next(iter(importlib.util.find_spec(package).submodule_search_locations))).resolve()
+        for path in folder.rglob("*.py"):
+            files.setdefault(f"{package}/{path.relative_to(folder).as_posix()}", path)
     digest = hashlib.sha256()
-    for package in ("mossforge", "generators", "filters", "flows"):
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for name, path in sorted(files.items()):
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

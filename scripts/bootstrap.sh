@@ -64,7 +64,7 @@ case ",$extras," in *,local,*)
 esac
 # The bundled MiniLM exported to ONNX once (dedup then skips importing torch); a no-op when present.
 say "embedding model: exporting the bundled MiniLM to ONNX (once)"
-.venv/bin/python -m filters.embeddings --export >/dev/null
+.venv/bin/python -m mossforge.filters.embeddings --export >/dev/null
 models
 echo "$key" > "$stamp"
 say "done"

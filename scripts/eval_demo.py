@@ -71,7 +71,7 @@ def main() -> None:
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     with serve(script=answer) as server, tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "standins.toml"

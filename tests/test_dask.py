@@ -6,7 +6,7 @@ import hashlib
 import pytest
 from openai_server import ok, serve
 
-from flows.build import run_build
+from mossforge.flows.build import run_build
 from mossforge.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def test_dask_publishes_the_same_version_as_threads(prefect_harness, tmp_path):
 
 
 def test_ray_without_ray_installed_is_a_clear_error(tmp_path):
-    from flows.runners import RunnerUnavailable, make_task_runner
+    from mossforge.flows.runners import RunnerUnavailable, make_task_runner
 
     try:
         import prefect_ray  # noqa: F401
@@ -68,7 +68,7 @@ def test_ray_without_ray_installed_is_a_clear_error(tmp_path):
 def test_a_run_started_on_another_runner_knows_it():
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.runners import runner_matches
+    from mossforge.flows.runners import runner_matches
 
     threads = load_config(overrides={"run.max_workers": 3})
     assert runner_matches(threads, ThreadPoolTaskRunner(max_workers=3))
@@ -81,7 +81,7 @@ def test_a_run_started_with_the_default_runner_reruns_itself_on_the_configured_o
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-    from flows.build import build_dataset
+    from mossforge.flows.build import build_dataset
 
     cfg = load_config(overrides={"dataset.name": "served", "plan.per_type": 2, "render.size": 64,
                                  "dedup.enabled": False, "run.max_workers": 1,

@@ -3,8 +3,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from filters.dedup import find_duplicates, normalize_text
-from filters.embeddings import MiniLMEmbedder
+from mossforge.filters.dedup import find_duplicates, normalize_text
+from mossforge.filters.embeddings import MiniLMEmbedder
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_greedy_leader_does_not_chain():
 
 
 def test_cli_dedup_keeps_every_row(tmp_path):
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     source = tmp_path / "q.csv"
     pl.DataFrame({"id": [1, 2, 3, 4], "prompt": [
@@ -105,7 +105,7 @@ def test_cli_dedup_keeps_every_row(tmp_path):
 
 
 def test_cli_dedup_bad_column_is_a_clear_error(tmp_path):
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     source = tmp_path / "q.jsonl"
     source.write_text('{"text": "a"}\n')

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import make_candidate
-from generators import diffusion
-from generators.diffusion import DiffusionRenderer, RenderItem, item_seed, load_pipeline
-from generators.negation import red_pixel_share
-from generators.render_images import prompt_for, render_candidates
+from mossforge.generators import diffusion
+from mossforge.generators.diffusion import DiffusionRenderer, RenderItem, item_seed, load_pipeline
+from mossforge.generators.negation import red_pixel_share
+from mossforge.generators.render_images import prompt_for, render_candidates
 from mossforge.images import ImageStore
 from tiny_diffusion import SIZE
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from filters import embeddings
-from filters.dedup import find_duplicates
+from mossforge.filters import embeddings
+from mossforge.filters.dedup import find_duplicates
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,8 @@ def onnx_model(tmp_path_factory):
 
 
 def test_onnx_and_sentence_transformers_agree(onnx_model):
-    from generators.plan import draw_slots
-    from generators.seedbank import SeedBank
+    from mossforge.generators.plan import draw_slots
+    from mossforge.generators.seedbank import SeedBank
 
     bank = SeedBank()
     slots = draw_slots(bank.slot_space(), 40, 0)

@@ -13,9 +13,9 @@ from openai_server import ok, serve
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.evaluate import ExternalAnswer, rank_correlation, score_answers, summarize, wilson_interval
-from flows.publish import publish_local
+from mossforge.cli.main import app
+from mossforge.release.evaluate import ExternalAnswer, rank_correlation, score_answers, summarize, wilson_interval
+from mossforge.release.publish import publish_local
 from mossforge.config import ConfigError, TargetCheckSection, load_config
 from mossforge.images import ImageStore
 
@@ -176,7 +176,7 @@ def test_external_answers_are_scored_without_calling_any_model(version, tmp_path
 
 
 def test_unknown_answer_ids_are_an_error_and_rank_correlation_needs_three_targets(version):
-    from flows.dataset_io import read_items
+    from mossforge.release.dataset_io import read_items
 
     items = read_items(version, "benign")
     with pytest.raises(ValueError, match="name no item of this version"):
@@ -188,7 +188,7 @@ def test_unknown_answer_ids_are_an_error_and_rank_correlation_needs_three_target
 
 def test_a_missing_answer_is_counted_but_left_out_of_the_rates(version):
     """A null answer in a file of answers is `missing` (undecided), not a refusal; "" stays a refusal."""
-    from flows.dataset_io import read_items
+    from mossforge.release.dataset_io import read_items
 
     items = read_items(version, "benign")
     answers = [ExternalAnswer(items[0].id, "m", None, "benign"), ExternalAnswer(items[1].id, "m", "", "benign"),
@@ -201,7 +201,7 @@ def test_a_missing_answer_is_counted_but_left_out_of_the_rates(version):
 
 
 def test_version_by_dataset_name_under_outputs(version):
-    from flows.dataset_io import resolve_version
+    from mossforge.release.dataset_io import resolve_version
 
     outputs = version.parent.parent
     assert resolve_version("evalset", outputs) == version

@@ -16,9 +16,9 @@ import pytest
 from openai_server import error, ok, serve
 from PIL import Image
 
-from flows import publish
-from flows.publish import MANIFEST, dataset_lock, publish_local
-from flows.versions import VersionError, resolve_version
+from mossforge.release import publish
+from mossforge.release.publish import MANIFEST, dataset_lock, publish_local
+from mossforge.release.versions import VersionError, resolve_version
 from mossforge.config import load_config
 from mossforge.errors import (EmptyVersionError, InputError, LockBusyError, PreflightError, StageFailedError,
                               describe, report)
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _cli(*args, env=None, cwd=None, timeout=180):
     """`mossforge ARGS` in a fresh process, as a user runs it."""
     full_env = {**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mossforge.cli", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or ROOT, timeout=timeout)
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import stages
-from flows.build import build_dataset
+from mossforge.flows import stages
+from mossforge.flows.build import build_dataset
 from mossforge.config import config_from_dict, load_config
 
 pytestmark = pytest.mark.slow
@@ -135,7 +135,7 @@ def test_bad_reference_file_fails_with_the_key(prefect_harness, tmp_path):
 def test_cli_run_prints_the_version_path(prefect_harness, tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     config = tmp_path / "small.toml"
     config.write_text(f"""
@@ -158,7 +158,7 @@ work_dir = "{tmp_path / 'work'}"
 def test_cli_run_rejects_a_bad_config_before_any_work(tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     config = tmp_path / "bad.toml"
     config.write_text("[plan]\nper_tpye = 3\n")

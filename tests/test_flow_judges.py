@@ -9,15 +9,15 @@ from openai_server import serve
 from test_flow import small_config
 from test_judges import JudgeScript, answer
 
-from flows.build import build_dataset
+from mossforge.flows.build import build_dataset
 
 pytestmark = pytest.mark.slow
 
 
 def planned_questions(per_type: int) -> set[str]:
     """The questions the seed bank writes for this plan (the judges below know them as benign)."""
-    from generators.plan import draw_slots
-    from generators.seedbank import SeedBank
+    from mossforge.generators.plan import draw_slots
+    from mossforge.generators.seedbank import SeedBank
 
     bank = SeedBank()
     return {bank.generate(slot, seed=0).question for slot in draw_slots(bank.slot_space(), per_type, 0)}

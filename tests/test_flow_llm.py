@@ -7,7 +7,7 @@ import pytest
 from openai_server import serve
 from test_llm_generator import Writer
 
-from flows.build import build_dataset
+from mossforge.flows.build import build_dataset
 from mossforge.config import load_config
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from openai_server import ok, serve
 
-from flows.build import build_dataset
+from mossforge.flows.build import build_dataset
 from mossforge.config import load_config
 
 pytestmark = pytest.mark.slow

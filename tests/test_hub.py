@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.hub import HubError, push_version
-from flows.publish import publish_local
+from mossforge.release.hub import HubError, push_version
+from mossforge.release.publish import publish_local
 from hub_server import HubStub
 from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
@@ -157,7 +157,7 @@ def test_dry_run_contacts_nothing(setup, hub, monkeypatch):  # noqa: F811
 def test_cli_publish_dry_run_push_and_repush(setup, hub, tmp_path, caplog):  # noqa: F811
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     records, dropped, config, store = setup
     version = publish_local(records, dropped, config, FUNNEL, store.root)
@@ -186,7 +186,7 @@ def test_cli_publish_dry_run_push_and_repush(setup, hub, tmp_path, caplog):  # n
 
 @pytest.mark.slow
 def test_flow_pushes_when_the_config_names_a_repo(prefect_harness, hub, tmp_path, caplog, capfd):
-    from flows.build import build_dataset
+    from mossforge.flows.build import build_dataset
     from mossforge.config import load_config
 
     settings = {"plan.per_type": 2, "run.out_dir": str(tmp_path / "out"), "run.work_dir": str(tmp_path / "work"),

@@ -6,9 +6,9 @@ import numpy as np
 from PIL import Image
 
 from conftest import make_candidate
-from generators.image_api import ImageApiRenderer
-from generators.negation import red_pixel_share
-from generators.render_images import render_candidates
+from mossforge.generators.image_api import ImageApiRenderer
+from mossforge.generators.negation import red_pixel_share
+from mossforge.generators.render_images import render_candidates
 from mossforge.client import EndpointConfig, ModelClient
 from mossforge.images import ImageStore, png_bytes
 from openai_server import content_policy, ok_image, serve, server_error

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.importers import import_mossbench
+from mossforge.cli.main import app
+from mossforge.release.importers import import_mossbench
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mossbench"
 CHANGED_CONTRAST = {"3", "4"}  # negated harm: the contrast image drops the negation, as MOSSBench's do
@@ -157,7 +157,7 @@ def test_csv_import_missing_column_is_a_clear_error(tmp_path):
 
 
 def test_imported_folder_is_a_dedup_reference_in_the_config(tmp_path):
-    from flows.stages import _read_question_file
+    from mossforge.flows.stages import _read_question_file
 
     source = mossbench_copy(tmp_path)
     import_mossbench(source, tmp_path / "mb")

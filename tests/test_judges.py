@@ -11,8 +11,8 @@ import pytest
 from openai_server import Reply, hang, ok, serve, start_server
 from PIL import Image
 
-from filters.consensus import Rule, aggregate
-from filters.judges import DATA_CLOSE, DATA_OPEN, PANEL_SYSTEM_PROMPT, Panel
+from mossforge.filters.consensus import Rule, aggregate
+from mossforge.filters.judges import DATA_CLOSE, DATA_OPEN, PANEL_SYSTEM_PROMPT, Panel
 from mossforge.client import EndpointConfig, ModelClient
 from mossforge.config import JudgeConfig, load_config
 from mossforge.images import ImageStore
@@ -166,7 +166,7 @@ def batch(tmp_path, candidate_factory):
         record = candidate_factory(question)
         record.image = store.put(Image.new("RGB", (16, 16), (10 * i, 0, 0)), renderer="test")
         records.append(record)
-    from flows.stages import write_records
+    from mossforge.flows.stages import write_records
 
     return str(write_records(records, tmp_path / "in" / "batch-00000.parquet")), records
 
@@ -185,7 +185,7 @@ def stage_script(hanging: bool = True):
 
 
 def test_consensus_stage_splits_drops_and_checks_contrasts(tmp_path, batch):
-    from flows.stages import close_model_client, consensus_batch, consensus_summary, read_records
+    from mossforge.flows.stages import close_model_client, consensus_batch, consensus_summary, read_records
 
     in_path, records = batch
     with serve(stage_script()) as server:
@@ -221,7 +221,7 @@ def test_consensus_stage_splits_drops_and_checks_contrasts(tmp_path, batch):
 
 
 def test_controversial_items_are_dropped_unless_the_split_is_asked_for(tmp_path, batch):
-    from flows.stages import close_model_client, consensus_batch, read_records
+    from mossforge.flows.stages import close_model_client, consensus_batch, read_records
 
     in_path, _ = batch
     with serve(stage_script()) as server:
@@ -239,9 +239,9 @@ def test_controversial_items_are_dropped_unless_the_split_is_asked_for(tmp_path,
 def test_review_round_trip(tmp_path, batch, request):
     from typer.testing import CliRunner
 
-    from flows.cli import app
-    from flows.publish import publish_local
-    from flows.stages import close_model_client, consensus_batch, read_records
+    from mossforge.cli.main import app
+    from mossforge.release.publish import publish_local
+    from mossforge.flows.stages import close_model_client, consensus_batch, read_records
 
     in_path, _ = batch
     server = start_server(stage_script(hanging=False))
@@ -307,7 +307,7 @@ def test_review_round_trip(tmp_path, batch, request):
 
 
 def test_bad_review_file_names_the_row(tmp_path, batch):
-    from filters.review import ReviewFileError, read_review
+    from mossforge.filters.review import ReviewFileError, read_review
 
     path = tmp_path / "review.csv"
     path.write_text("id,reviewer,label\nmf-1,ana,benign\nmf-2,,harmful\n", encoding="utf-8")

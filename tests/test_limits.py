@@ -2,7 +2,7 @@
 
 import pytest
 
-from flows import limits
+from mossforge.flows import limits
 from mossforge.config import load_config
 
 
@@ -50,7 +50,7 @@ def test_a_missing_limit_fails_loudly_instead_of_doing_nothing(prefect_harness):
 def test_a_failed_batch_names_its_stage_batch_and_reason(prefect_harness):
     from prefect import flow, task
 
-    from flows.monitor import StageBatchFailed, wait_with_progress
+    from mossforge.flows.monitor import StageBatchFailed, wait_with_progress
 
     @task
     def work(n: int):

@@ -15,12 +15,12 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from generators.llm import (
+from mossforge.generators.llm import (
     GENERATOR_NAME, GenerationStats, LLMGenerator, PromptTemplate, _Unparsed, default_templates,
     looks_like_refusal, parse_answer, response_json_schema,
 )
-from generators.plan import Slot
-from generators.seedbank import SeedBank
+from mossforge.generators.plan import Slot
+from mossforge.generators.seedbank import SeedBank
 from mossforge.client import EndpointConfig, ModelClient
 from mossforge.schema import HARM_CATEGORIES, Candidate, candidate_id
 from openai_server import Reply, Request, error, ok, serve, server_error

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from filters.image_dedup import near_duplicates, perceptual_hash
-from generators.diffusion import is_blank
-from generators.negation import SYMBOLS, compose, negate_folder, overlay_variants, red_pixel_share
+from mossforge.filters.image_dedup import near_duplicates, perceptual_hash
+from mossforge.generators.diffusion import is_blank
+from mossforge.generators.negation import SYMBOLS, compose, negate_folder, overlay_variants, red_pixel_share
 
 
 def photo(seed: int = 0, size: tuple[int, int] = (320, 240)) -> Image.Image:
@@ -104,7 +104,7 @@ def test_blank_means_flat_in_every_channel():
 def test_cli_negate(tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     (tmp_path / "in").mkdir()
     photo(4).save(tmp_path / "in" / "scene.png")

@@ -4,11 +4,11 @@
 import numpy as np
 import pytest
 
-from generators.negation import contrast_description, find_negation, strip_negation
-from generators.plan import draw_slots
-from generators.render_images import prompt_for
-from generators.render_offline import OfflineRenderer, red_pixel_share
-from generators.seedbank import SeedBank
+from mossforge.generators.negation import contrast_description, find_negation, strip_negation
+from mossforge.generators.plan import draw_slots
+from mossforge.generators.render_images import prompt_for
+from mossforge.generators.render_offline import OfflineRenderer, red_pixel_share
+from mossforge.generators.seedbank import SeedBank
 from mossforge.schema import Negation
 
 # Words a reader (or OCR) would take as the negation, whatever the phrasing around them.

@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from flows import stages
-from generators.plan import draw_slots, first_draw, next_draw, shortfall
-from generators.seedbank import SeedBank
+from mossforge.flows import stages
+from mossforge.generators.plan import draw_slots, first_draw, next_draw, shortfall
+from mossforge.generators.seedbank import SeedBank
 from mossforge.config import load_config
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from flows import publish
-from flows.publish import MANIFEST, content_version_id, list_versions, publish_local, sha256_file
+from mossforge.release import publish
+from mossforge.release.publish import MANIFEST, content_version_id, list_versions, publish_local, sha256_file
 from mossforge.config import load_config
 from mossforge.images import ImageStore
 
@@ -105,7 +105,7 @@ def test_killed_publish_leaves_nothing_that_looks_complete(setup, tmp_path):
     script = f"""
 import os, signal, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
-from flows import publish
+from mossforge.release import publish
 from mossforge.config import load_config
 from mossforge.images import ImageStore
 from conftest import make_candidate

@@ -86,7 +86,7 @@ TWINS = [
 
 
 def test_target_check_labels_real_answers_and_harm_is_refused_more(local_cfg):
-    from filters.targets import Query, ask_targets, label_answers
+    from mossforge.filters.targets import Query, ask_targets, label_answers
 
     target = local_cfg.targets[0]
     queries = [Query(q, None, scene) for scene, q, _ in TWINS] + [Query(h, None, scene) for scene, _, h in TWINS]
@@ -103,8 +103,8 @@ def test_target_check_labels_real_answers_and_harm_is_refused_more(local_cfg):
 
 
 def test_schema_constrained_generation_yields_valid_candidates_or_counted_drops(local_cfg):
-    from generators.llm import LLMGenerator
-    from generators.plan import Slot
+    from mossforge.generators.llm import LLMGenerator
+    from mossforge.generators.plan import Slot
 
     slots = [Slot("k0", "exaggerated_risk", "general_harm", "home", "a toy knife")]
     with _client(local_cfg) as client:
@@ -119,7 +119,7 @@ def test_schema_constrained_generation_yields_valid_candidates_or_counted_drops(
 
 
 def test_judge_panel_parses_real_replies_or_abstains(local_cfg):
-    from filters.judges import Panel
+    from mossforge.filters.judges import Panel
 
     questions = [scene_q for _, scene_q, _ in TWINS[:2]] + [h for _, _, h in TWINS[2:3]]
     with _client(local_cfg) as client:
@@ -132,7 +132,7 @@ def test_judge_panel_parses_real_replies_or_abstains(local_cfg):
 
 
 def test_a_second_run_makes_zero_calls(local_cfg):
-    from filters.targets import Query, ask_targets
+    from mossforge.filters.targets import Query, ask_targets
 
     target = local_cfg.targets[0]
     queries = [Query(q, None, scene) for scene, q, _ in TWINS[:2]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.refusal import classify
+from mossforge.filters.refusal import classify
 
 R, P, C = "full_refusal", "partial_refusal", "full_compliance"
 
@@ -162,7 +162,8 @@ def test_the_foreign_tables_match_only_where_their_trigger_words_start():
     import json
     from pathlib import Path
 
-    from filters import refusal, refusal_i18n
+    from mossforge.filters import refusal
+    from mossforge.filters import refusal_i18n
 
     labelled = [json.loads(line)["answer"] for path in sorted((Path(__file__).parent / "data").glob("*.jsonl"))
                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -182,7 +183,7 @@ def test_the_foreign_tables_match_only_where_their_trigger_words_start():
 
 
 def test_english_answers_skip_the_foreign_tables():
-    from filters import refusal_i18n
+    from mossforge.filters import refusal_i18n
 
     english = ("Sure! To make pancakes, mix 250 g of flour with two eggs and half a litre of milk, and fry "
                "them in a hot pan with a little butter.")

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from filters.refusal import classify
+from mossforge.filters.refusal import classify
 
 DATA = Path(__file__).parent / "data" / "refusal_answers.jsonl"  # the hard cases
 REAL_STYLE = Path(__file__).parent / "data" / "refusal_answers_real_style.jsonl"  # as real evaluations look
@@ -325,7 +325,7 @@ def test_a_missing_answer_is_its_own_label_and_an_empty_one_a_refusal():
 
 
 def test_missing_answers_go_to_no_judge():
-    from filters.refusal_judge import JudgeItem, classify_with_judge
+    from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge
 
     class NoCalls:
         def chat_many(self, endpoint, messages, **_):
@@ -393,7 +393,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
     tries every word start must find nothing more, or a branch starts with a word not declared."""
     import re
 
-    from filters import refusal
+    from mossforge.filters import refusal
 
     texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A) + _labelled(BLIND_C)] + \
         [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES]
@@ -412,7 +412,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_classify_refusals_command_adds_a_label_column(tmp_path, suffix):
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     frame = pl.DataFrame({"id": [1, 2, 3, 4], "response": [CASES[0][1], CASES[13][1], None, ""]})
     source = tmp_path / f"answers{suffix}"
@@ -433,7 +433,7 @@ def test_classify_refusals_command_adds_a_label_column(tmp_path, suffix):
 
 
 def test_classify_refusals_command_errors_name_the_problem(tmp_path):
-    from flows.cli import app
+    from mossforge.cli.main import app
 
     source = tmp_path / "answers.csv"
     pl.DataFrame({"response": ["ok"]}).write_csv(source)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from generators.render_offline import (
+from mossforge.generators.render_offline import (
     DEFAULT_SLOGAN,
     ELLIPSIS,
     RENDERER_NAME,

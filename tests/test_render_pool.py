@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from flows import stages
-from generators.render_pool import render_offline, worker_count
+from mossforge.flows import stages
+from mossforge.generators.render_pool import render_offline, worker_count
 from mossforge.config import load_config
 
 TYPES = ("exaggerated_risk", "negated_harm", "counterintuitive_interpretation")
@@ -55,8 +55,8 @@ def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
     script = tmp_path / "script.py"
     script.write_text(
         "import sys\n"
-        "from flows.stages import read_records\n"
-        "from generators.render_pool import render_offline\n"
+        "from mossforge.flows.stages import read_records\n"
+        "from mossforge.generators.render_pool import render_offline\n"
         "print('body', file=sys.stderr)\n"
         f"records = read_records([{str(batch)!r}])\n"
         f"print(len(render_offline(records, 64, {str(tmp_path / 'images')!r}, workers=2)))\n")

@@ -5,7 +5,7 @@ import random
 
 from PIL import Image
 
-from flows import report
+from mossforge.release import report
 
 TYPES = ["exaggerated_risk", "negated_harm", "counterintuitive_interpretation"]
 CATEGORIES = ["cybercrime", "harassment", "general_harm"]
@@ -108,7 +108,7 @@ def test_every_coverage_number_reads_on_its_cell():
     must be dark, whatever its value; the highest cell's number light."""
     from matplotlib.colors import to_rgb
 
-    from flows import report
+    from mossforge.release import report
 
     figure = report.coverage_figure({"exaggerated_risk": {"cybercrime": 40, "copyright": 45},
                                      "negated_harm": {"cybercrime": 44, "copyright": 41}})

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from generators.plan import Slot, draw_slots
-from generators.seedbank import SEEDBANK_TEMPLATE_ID, SeedBank
+from mossforge.generators.plan import Slot, draw_slots
+from mossforge.generators.seedbank import SEEDBANK_TEMPLATE_ID, SeedBank
 from mossforge.schema import HARM_CATEGORIES, STIMULUS_TYPES, Candidate, candidate_id, from_table, to_table
 
 ER, NH, CI = "exaggerated_risk", "negated_harm", "counterintuitive_interpretation"
@@ -55,7 +55,7 @@ def test_template_id_and_hash(bank):
 
 
 def test_template_hash_changes_with_the_library(monkeypatch, bank):
-    from generators.seedbank import data_exaggerated
+    from mossforge.generators.seedbank import data_exaggerated
 
     changed = data_exaggerated.CHILDREN[:-1]
     monkeypatch.setattr(data_exaggerated, "CHILDREN", changed)

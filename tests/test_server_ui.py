@@ -104,7 +104,7 @@ work_dir = "{tmp / 'work'}"
 
 
 def mossforge(server, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], env=client_env(server), cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "mossforge.cli", *args], env=client_env(server), cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from openai_server import Reply, content_policy, hang, ok, png_bytes, serve
 
-from filters.refusal_judge import JudgeItem, classify_with_judge, judge_messages, parse_label
-from filters.targets import Query, ask_targets, decide, label_answers
+from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge, judge_messages, parse_label
+from mossforge.filters.targets import Query, ask_targets, decide, label_answers
 from mossforge.client import EndpointConfig, ModelClient
 from mossforge.config import TargetCheckSection, TargetConfig, load_config
 

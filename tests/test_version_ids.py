@@ -9,7 +9,7 @@ from openai_server import ok, serve
 from test_flow import small_config
 from test_judges import JudgeScript, answer
 
-from flows.build import build_dataset
+from mossforge.flows.build import build_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from flows import publish
-from flows.cli import app
-from flows.publish import publish_local
-from flows.versions import VersionError, change_level, diff_versions, resolve_version, verify_version
+from mossforge.release import publish
+from mossforge.cli.main import app
+from mossforge.release.publish import publish_local
+from mossforge.release.versions import VersionError, change_level, diff_versions, resolve_version, verify_version
 from mossforge.config import load_config
 from mossforge.schema import ConsensusLabel, JudgeVote, TargetResult
 from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
@@ -192,7 +192,7 @@ def test_dedup_drops_near_duplicates_of_earlier_versions(setup, candidate_factor
     """A new candidate that paraphrases an item of an earlier version is dropped (reason
     earlier_version, pointing at that item's id); the same item (same id) is kept; with
     dedup.against_published = false, the paraphrase is kept."""
-    from flows import stages
+    from mossforge.flows import stages
 
     records, dropped, config, store = setup
     old = publish_local(records, dropped, config, FUNNEL, store.root)

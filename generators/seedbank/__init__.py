@@ -5,7 +5,7 @@ and the logic that turns its combinations into candidates (`bank.py`). It is a r
 mock: every candidate it returns is a complete, benign-by-construction query with its harmful
 contrast, and it is labelled `generator="seedbank"` in the provenance.
 
-    from generators.seedbank import SeedBank
+    from mossforge.generators.seedbank import SeedBank
     bank = SeedBank()
     slots = bank.slot_space()                       # every realisable combination, per type
     candidate = bank.generate(slots["negated_harm"][0], seed=0)

@@ -14,7 +14,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
-from generators.plan import Slot, draw_slots
+from mossforge.generators.plan import Slot, draw_slots
 from mossforge.schema import (
     STIMULUS_TYPES,
     Candidate,

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.publish import MANIFEST
-from flows.versions import parse_number, tag_for, verify_version
+from mossforge.release.publish import MANIFEST
+from mossforge.release.versions import parse_number, tag_for, verify_version
 from mossforge.errors import MossforgeError
 
 KEEP_ON_HUB = {".gitattributes"}  # the Hub's own file (LFS rules): never deleted by a push

@@ -19,7 +19,7 @@ export_app = typer.Typer(help="Write a dataset version in another benchmark's fo
 
 
 def _cli():
-    from flows import cli  # the shared console, error and table helpers (imported late: cli imports us)
+    from mossforge.cli import main as cli  # the shared console, error and table helpers (imported late: cli imports us)
 
     return cli
 
@@ -50,8 +50,8 @@ def eval_command(
     leaderboard.md and plot.png (over-refusal against safety) in the report folder."""
     import json
 
-    from flows import evaluate
-    from flows.dataset_io import read_items, resolve_version
+    from mossforge.release import evaluate
+    from mossforge.release.dataset_io import read_items, resolve_version
 
     cli = _cli()
     if split not in ("benign", "contrast", "all"):
@@ -135,7 +135,7 @@ def eval_command(
 
 
 def _print_eval_summary(cli, report: dict, accounting: Optional[dict]) -> None:
-    from flows import evaluate
+    from mossforge.release import evaluate
 
     table = Table(title="refusal rates (95% Wilson intervals)", title_justify="left")
     for column in ("target", "split", "type", "refused", "decided", "undecided", "rate", "95% CI"):
@@ -168,7 +168,7 @@ def import_mossbench_command(
 ) -> None:
     """Import MOSSBench (or a set in its format): types 1/2/3 become the three stimulus types, its
     flags (human, child, syn, ocr) the record's flags, its raw metadata is kept; contrasts pair by pid."""
-    from flows.importers import import_mossbench
+    from mossforge.release.importers import import_mossbench
 
     cli = _cli()
     try:
@@ -197,7 +197,7 @@ def import_csv_command(
 ) -> None:
     """Import a text-only benchmark: benign rows to the benign split, harmful ones (by --label-column)
     to the contrast split; every row's original columns are kept in its provenance."""
-    from flows.importers import import_csv
+    from mossforge.release.importers import import_csv
 
     cli = _cli()
     try:
@@ -226,8 +226,8 @@ def export_mossbench_command(
     outputs: Path = typer.Option(Path("outputs"), "--outputs"),
 ) -> None:
     """Write a version in MOSSBench's format (information.json + images, benign and contrast)."""
-    from flows.dataset_io import resolve_version
-    from flows.importers import export_mossbench
+    from mossforge.release.dataset_io import resolve_version
+    from mossforge.release.importers import export_mossbench
 
     cli = _cli()
     try:
@@ -245,8 +245,8 @@ def export_csv_command(
     outputs: Path = typer.Option(Path("outputs"), "--outputs"),
 ) -> None:
     """Write every query of a version as CSV: id, split, label (safe/unsafe), type, category, question."""
-    from flows.dataset_io import resolve_version
-    from flows.importers import export_csv
+    from mossforge.release.dataset_io import resolve_version
+    from mossforge.release.importers import export_csv
 
     cli = _cli()
     try:

@@ -13,7 +13,7 @@ console = Console(stderr=True)
 @server_app.command("start")
 def start() -> None:
     """Start the local server (nothing to do if it runs); print its UI address."""
-    from flows import server
+    from mossforge.flows import server
 
     try:
         info = server.ensure_running(on_start=lambda i: console.print(f"starting on {i.ui_url} (log {i.log})…",
@@ -28,7 +28,7 @@ def start() -> None:
 @server_app.command("stop")
 def stop() -> None:
     """Stop the local server (its data stays, under PREFECT_HOME)."""
-    from flows import server
+    from mossforge.flows import server
 
     info = server.stop()
     console.print(f"stopped the server on {info.ui_url} (pid {info.pid})" if info else "no local server was running",
@@ -40,7 +40,7 @@ def status() -> None:
     """Say whether the local server runs (exit code 0) or not (3), and which server runs use."""
     import os
 
-    from flows import server
+    from mossforge.flows import server
 
     info = server.status()
     if os.environ.get("PREFECT_API_URL"):

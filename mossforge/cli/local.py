@@ -17,7 +17,7 @@ local_app = typer.Typer(help="Pinned local models (GGUF from the package index) 
 
 
 def _cli():
-    from flows import cli  # the shared console and error helper (imported late: cli imports us)
+    from mossforge.cli import main as cli  # the shared console and error helper (imported late: cli imports us)
 
     return cli
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from flows.publish import ITEM_SPLITS, SHARD, list_versions
+from mossforge.release.publish import ITEM_SPLITS, SHARD, list_versions
 from mossforge.config import ConfigError
 
 SPLITS = ("benign", "contrast")
@@ -41,8 +41,8 @@ def resolve_version(spec: str | Path, out_dir: str | Path = "outputs") -> Path:
     """The folder of a version named by path, or under `out_dir` as `DATASET/REF` (REF: a content
     id or its prefix, a number such as 1.2.0, or "latest"), `DATASET` (its newest version), or
     a bare id or number (as `mossforge versions` lists them)."""
-    from flows.versions import VersionError
-    from flows.versions import resolve_version as find
+    from mossforge.release.versions import VersionError
+    from mossforge.release.versions import resolve_version as find
 
     path = Path(spec)
     if is_dataset_folder(path):

@@ -28,8 +28,8 @@ from typing import Any, Optional, Sequence
 
 from PIL import Image
 
-from flows.dataset_io import SPLITS
-from flows.publish import MANIFEST, SHARD, PublishedVersion, publish_local
+from mossforge.release.dataset_io import SPLITS
+from mossforge.release.publish import MANIFEST, SHARD, PublishedVersion, publish_local
 from mossforge.config import ConfigError, load_config
 from mossforge.images import ImageStore
 from mossforge.schema import (
@@ -374,7 +374,7 @@ def export_mossbench(folder: Path, out: Path) -> dict[str, int]:
 
 def export_csv(folder: Path, out: Path) -> int:
     """Every query of a version as CSV rows: id, split, label (safe/unsafe), type, category, question."""
-    from flows.dataset_io import read_items
+    from mossforge.release.dataset_io import read_items
 
     rows = [item for split in SPLITS for item in read_items(Path(folder), split)]
     out = Path(out)

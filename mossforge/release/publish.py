@@ -15,7 +15,7 @@ Layout of a version (loadable with `datasets.load_dataset(<folder>)`):
                                       when there are any: records whose consensus is "controversial")
     dropped.parquet                   every dropped candidate with its stage and reason
     images/<sha256>.png               the images, as files
-    report/                           index.html and PNG plots (flows/report.py)
+    report/                           index.html and PNG plots (mossforge/release/report.py)
 """
 
 from __future__ import annotations
@@ -297,16 +297,16 @@ def publish_local(
 
     Records whose judges' consensus is "controversial" go to the `controversial` split, the rest
     to `benign`; `contrast` holds the harmful counterpart of every published item. The version
-    number is the previous version's, bumped by the rule in `flows.versions`.
+    number is the previous version's, bumped by the rule in `mossforge.release.versions`.
     `contrast_only`: harmful items without a benign twin; they go to the contrast split only.
-    `consensus` is the judge panel's summary (`flows.stages.consensus_summary`) for the manifest
+    `consensus` is the judge panel's summary (`mossforge.flows.stages.consensus_summary`) for the manifest
     and the card.
     """
     from itertools import chain
 
-    from flows.card import render_card
-    from flows.versions import flatten_features, next_number, unique_number
-    from flows.report import write_version_report
+    from mossforge.release.card import render_card
+    from mossforge.release.versions import flatten_features, next_number, unique_number
+    from mossforge.release.report import write_version_report
 
     records = sorted(records, key=lambda r: r.id)
     contrast_only = sorted(contrast_only, key=lambda r: r.id)

@@ -283,7 +283,7 @@ def build_report(folder: Path) -> Path:
     """Rebuild the report of a published version from its files alone."""
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    from flows.publish import SHARD
+    from mossforge.release.publish import SHARD
 
     return write_report(folder, manifest, _read_rows(folder / "data" / "benign" / SHARD),
                         _read_rows(folder / "dropped.parquet"))

@@ -94,8 +94,9 @@ def run(
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
 
-    from flows import progress, server
-    from flows.display import RunDisplay
+    from mossforge import progress
+    from mossforge.flows import server
+    from mossforge.cli.display import RunDisplay
 
     console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
                   f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
@@ -109,7 +110,7 @@ def run(
         if isinstance(error, server.ServerError):
             _fail(str(error), code=1)
         raise
-    from flows.build import run_build
+    from mossforge.flows.build import run_build
 
     display = RunDisplay(cfg, console, chosen)
     progress.install(display.advance, display.event)
@@ -125,7 +126,7 @@ def run(
             raise
         _fail("run stopped: " + "; ".join(servers.failures()), code=1)
     except Exception as error:
-        from flows.hub import HubError
+        from mossforge.release.hub import HubError
 
         if not isinstance(error, HubError):
             raise
@@ -165,7 +166,7 @@ def _print_summary(summary: dict) -> None:
                       f"{row['seconds']:.1f}")
     console.print(table)
     if summary.get("model_calls"):
-        from flows.card import model_call_rows
+        from mossforge.release.card import model_call_rows
 
         calls = Table(title="model calls", title_justify="left")
         rows = model_call_rows(summary["model_calls"])
@@ -174,7 +175,7 @@ def _print_summary(summary: dict) -> None:
         for row in rows:
             calls.add_row(*(str(v) for v in row.values()))
         console.print(calls)
-    from flows.card import target_rows
+    from mossforge.release.card import target_rows
 
     refused = target_rows(summary["funnel"])
     if refused:
@@ -252,7 +253,7 @@ def serve(
     url = prefect_server_url()
     from prefect.client.schemas.schedules import construct_schedule
 
-    from flows.build import build_dataset
+    from mossforge.flows.build import build_dataset
 
     try:
         schedule = construct_schedule(cron=cron, timezone=timezone)
@@ -303,7 +304,7 @@ def dedup(
     texts = [("" if t is None else str(t)) for t in frame[column].to_list()]
     references: list[str] = []
     for ref in reference:
-        from flows.dataset_io import dataset_questions, is_dataset_folder
+        from mossforge.release.dataset_io import dataset_questions, is_dataset_folder
 
         if is_dataset_folder(ref):  # a published or imported version: its benign questions
             references += dataset_questions(ref)
@@ -313,8 +314,8 @@ def dedup(
             _fail(f"{ref} has no column {column!r}")
         references += [str(t) for t in ref_frame[column].to_list() if t is not None]
 
-    from filters.dedup import find_duplicates
-    from filters.embeddings import MiniLMEmbedder
+    from mossforge.filters.dedup import find_duplicates
+    from mossforge.filters.embeddings import MiniLMEmbedder
 
     console.print(f"embedding {len(texts)} texts (+{len(references)} references) with all-MiniLM-L6-v2…")
     outcome = find_duplicates(texts, threshold, embedder=MiniLMEmbedder(), references=references,
@@ -381,7 +382,7 @@ def classify_refusals(
     answers = [None if a is None else str(a) for a in frame[column].to_list()]
 
     if mode == "rules":
-        from filters.refusal import classify
+        from mossforge.filters.refusal import classify
 
         questions = frame[question_column].to_list() if question_column else [None] * len(answers)
         verdicts = [classify(a, question=None if q is None else str(q)) for a, q in zip(answers, questions)]
@@ -403,7 +404,7 @@ def _judge_labels(frame, answers: list, question_column: Optional[str], mode: st
                   config: Optional[Path]) -> tuple[list[str], list[str]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from filters.refusal_judge import JudgeItem, classify_with_judge
+    from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge
     from mossforge.client import ModelClient
 
     try:
@@ -446,7 +447,7 @@ _DATASET = typer.Option(None, "--dataset", "-d", help="The dataset (needed when 
 
 
 def _resolve(out: Path, ref: str, dataset: Optional[str]):
-    from flows.versions import VersionError, resolve_version
+    from mossforge.release.versions import VersionError, resolve_version
 
     try:
         return resolve_version(out, ref, dataset)
@@ -460,7 +461,7 @@ def versions(
     out: Path = _OUT,
 ) -> None:
     """List published versions with their numbers, ids, dates and counts, oldest first."""
-    from flows.versions import all_versions
+    from mossforge.release.versions import all_versions
 
     manifests = all_versions(out, dataset)
     if not manifests:
@@ -495,7 +496,7 @@ def diff(
     retyped per split."""
     import json
 
-    from flows.versions import diff_versions
+    from mossforge.release.versions import diff_versions
 
     _, old_manifest = _resolve(out, old, dataset)
     _, new_manifest = _resolve(out, new, dataset)
@@ -571,8 +572,8 @@ def publish(
     The token comes from HF_TOKEN or `hf auth login`; it is checked before anything is uploaded
     and never printed. Publishing a version the repo already has makes no new commit.
     """
-    from flows.hub import HubError, push_version
-    from flows.versions import VersionError
+    from mossforge.release.hub import HubError, push_version
+    from mossforge.release.versions import VersionError
 
     path, _ = _resolve(out, version, dataset)
     try:
@@ -602,7 +603,7 @@ def publish(
 
 
 
-from flows.server_cli import server_app  # noqa: E402  (mossforge server start|stop|status)
+from mossforge.cli.server import server_app  # noqa: E402  (mossforge server start|stop|status)
 
 app.add_typer(server_app, name="server")
 
@@ -618,7 +619,7 @@ def review_export(
     images: Optional[Path] = typer.Option(None, "--images", help="Image store root (records parquet only)."),
 ) -> None:
     """Write review.csv (one row per item; fill in reviewer, label, note) and the images."""
-    from flows.review import export_items
+    from mossforge.release.review import export_items
 
     try:
         path, count = export_items(source, out, images)
@@ -639,8 +640,8 @@ def review_import(
     images: Optional[Path] = typer.Option(None, "--images", help="Image store root (records parquet only)."),
 ) -> None:
     """Fold reviewers' labels into the items, recorded as human:<reviewer> votes."""
-    from filters.review import ReviewFileError
-    from flows.review import import_review
+    from mossforge.filters.review import ReviewFileError
+    from mossforge.release.review import import_review
 
     if mode not in ("override", "join"):
         _fail(f"--mode must be override or join, got {mode!r}")
@@ -666,7 +667,7 @@ def negate(
 ) -> None:
     """Negation overlays for negated_harm: each photo with a red prohibition sign, a red X and a
     slogan banner, plus the photo itself as the harmful contrast (OUT/<name>/<variant>.png)."""
-    from generators.negation import negate_folder
+    from mossforge.generators.negation import negate_folder
 
     try:
         rows = negate_folder(folder, out, slogan=slogan, seed=seed, max_side=max_side)
@@ -678,12 +679,9 @@ def negate(
     console.print(f"{len(rows) - len(errors)} images written to {out} (manifest.jsonl lists them)")
 
 
-from flows.cli_eval import register as _register_eval  # noqa: E402  (eval, import, export)
-from flows.cli_local import local_app  # noqa: E402  (local-model install|start|stop|status)
+from mossforge.cli.eval import register as _register_eval  # noqa: E402  (eval, import, export)
+from mossforge.cli.local import local_app  # noqa: E402  (local-model install|start|stop|status)
 
 app.add_typer(local_app, name="local-model")
 
 _register_eval(app)
-
-if __name__ == "__main__":  # last, so `python -m flows.cli` sees every command
-    app()

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from filters.targets import Query, ask_targets, counts_as_refusal, label_answers
-from flows.dataset_io import Item
+from mossforge.filters.targets import Query, ask_targets, counts_as_refusal, label_answers
+from mossforge.release.dataset_io import Item
 from mossforge.client import ChatResult, ModelClient
 from mossforge.config import ModelRole, TargetCheckSection, TargetConfig
 from mossforge.schema import STIMULUS_TYPES, TargetResult

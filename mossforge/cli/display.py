@@ -1,6 +1,6 @@
 """What `mossforge run` shows while it works: a "starting Prefect" phase, then one bar per stage.
 
-Bars follow the flow's own events (`flows.progress`): a stage's bar starts when the flow starts
+Bars follow the flow's own events (`mossforge.progress`): a stage's bar starts when the flow starts
 the stage and stops when it ends, so its elapsed time is the stage's seconds in the funnel table
 and the manifest; its total is what the previous stage kept (the render bar is right from the
 start); a stage that Prefect took from its cache says `cached`.
@@ -31,7 +31,7 @@ def shown_stages(cfg: Config) -> list[str]:
 class RunDisplay:
     def __init__(self, cfg: Config, console: Console, server):
         self.console = console
-        self.server = server  # flows.server.Selection
+        self.server = server  # mossforge.flows.server.Selection
         self.flow_run_id: Optional[str] = None
         self.bars = Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
