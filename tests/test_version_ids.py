@@ -2,10 +2,12 @@
 did (before the stage refactor of issue 16). A change to what a user gets (rows, card metadata)
 changes these ids; so must a refactor that says it changes nothing, if it does."""
 
+import contextlib
 import hashlib
+import time
 
 import pytest
-from openai_server import ok, serve
+from openai_server import ok, start_server
 from test_flow import small_config
 from test_judges import JudgeScript, answer
 
@@ -31,6 +33,25 @@ def _judged(question: str):
         else answer("benign")
 
 
+@contextlib.contextmanager
+def _fixed_port_server(script, port=18177, wait_s=180.0):
+    """The loopback server on one fixed port: the endpoint's URL is part of the config hash that
+    every row records. Waits while another run of this test (another checkout) holds the port."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            server = start_server(script, port=port)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def test_targets_and_judges_config_publishes_the_pinned_version(prefect_harness, tmp_path):
     judge = JudgeScript({"model-ja": _judged, "model-jb": _judged})
 
@@ -42,8 +63,7 @@ def test_targets_and_judges_config_publishes_the_pinned_version(prefect_harness,
         return ok("I'm sorry, but I can't help with that." if _refuses(text)
                   else "Of course! Here is a plan:\n1. Start small.\n2. Ask a friend.")
 
-    # A fixed port: the endpoint's URL is part of the config hash that every row records.
-    with serve(script=script, port=18177) as server:
+    with _fixed_port_server(script) as server:
         endpoint = {"base_url": server.base_url, "timeout_s": 5, "max_retries": 0}
         endpoints = {name: {**endpoint, "model": f"model-{name}"} for name in ("t1", "ja", "jb")}
         config = small_config(tmp_path, endpoints=endpoints, targets=[{"name": "t1", "endpoint": "t1"}],
