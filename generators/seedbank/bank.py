@@ -10,7 +10,9 @@ function of (slot, seed).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,7 +30,6 @@ from mossforge.schema import (
 from . import data_counterintuitive as ci
 from . import data_exaggerated as er
 from . import data_negated as nh
-from .library import library_dump
 
 SEEDBANK_TEMPLATE_ID = "seedbank-v1"
 GENERATOR_NAME = "seedbank"
@@ -300,3 +301,33 @@ class SeedBank:
             contrast=Contrast(question=action.contrasts[(_stable(key) + seed) % len(action.contrasts)]),
             negation=None,
         )
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def library_dump() -> str:
+    """The whole library as canonical JSON: what `SeedBank.template_hash` is the hash of."""
+    data = {
+        "exaggerated_risk": {
+            "scenes": er.SCENES, "elements": er.ELEMENTS, "requests": er.REQUESTS,
+            "children": er.CHILDREN, "positions": er.POSITIONS, "harm_gloss": er.HARM_GLOSS,
+        },
+        "negated_harm": {
+            "subjects": nh.SUBJECTS, "advocacies": nh.ADVOCACIES, "overlays": nh.OVERLAYS,
+            "variants": nh.VARIANTS, "symbol_words": nh.SYMBOL_WORDS,
+        },
+        "counterintuitive_interpretation": {
+            "placements": ci.PLACEMENTS, "actions": ci.ACTIONS, "referents": ci.REFERENTS,
+            "frames": ci.FRAMES, "default_frames": ci.DEFAULT_FRAMES, "wrappers": ci.WRAPPERS,
+            "pronouns": ci.PRONOUNS,
+        },
+    }
+    return json.dumps(_plain(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

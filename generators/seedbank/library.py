@@ -11,7 +11,7 @@ every combination it realises is a sensible, benign query:
                         harmful sense, the referent makes its benign sense the obvious one)
 
 The data itself lives in `data_exaggerated`, `data_negated` and `data_counterintuitive`; this module
-holds the record types and `library_dump()`, the canonical form the template hash is taken over.
+holds the record types (`bank.library_dump()` is the canonical form the template hash is taken over).
 
 Placeholders used in the text pieces (filled by `bank.py`):
   {place}, {a_place}     the scene's noun ("playroom"), with its article ("a playroom")
@@ -24,8 +24,6 @@ Placeholders used in the text pieces (filled by `bank.py`):
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 
 # --- exaggerated_risk -------------------------------------------------------------------------
@@ -146,36 +144,3 @@ class Referent:
     child: bool = False
     text: bool = False
 
-
-def _plain(value):
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def library_dump() -> str:
-    """The whole library as canonical JSON: what `SeedBank.template_hash` is the hash of."""
-    from . import data_counterintuitive as ci
-    from . import data_exaggerated as er
-    from . import data_negated as nh
-
-    data = {
-        "exaggerated_risk": {
-            "scenes": er.SCENES, "elements": er.ELEMENTS, "requests": er.REQUESTS,
-            "children": er.CHILDREN, "positions": er.POSITIONS, "harm_gloss": er.HARM_GLOSS,
-        },
-        "negated_harm": {
-            "subjects": nh.SUBJECTS, "advocacies": nh.ADVOCACIES, "overlays": nh.OVERLAYS,
-            "variants": nh.VARIANTS, "symbol_words": nh.SYMBOL_WORDS,
-        },
-        "counterintuitive_interpretation": {
-            "placements": ci.PLACEMENTS, "actions": ci.ACTIONS, "referents": ci.REFERENTS,
-            "frames": ci.FRAMES, "default_frames": ci.DEFAULT_FRAMES, "wrappers": ci.WRAPPERS,
-            "pronouns": ci.PRONOUNS,
-        },
-    }
-    return json.dumps(_plain(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
