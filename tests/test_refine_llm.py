@@ -98,7 +98,11 @@ def test_request_is_schema_constrained_and_shows_the_targets_answers(bank):
         requests = list(server.requests)
     assert len(requests) == len(parents)
     templates = default_templates()
-    for request, parent in zip(requests, parents):
+    # Requests run concurrently: pair each with its parent by the item it shows.
+    by_question = {item_of(r)["question"]: r for r in requests}
+    assert set(by_question) == {p.question for p in parents}
+    for parent in parents:
+        request = by_question[parent.question]
         body = request.body
         assert body["model"] == MODEL
         assert body["response_format"]["type"] == "json_schema"
