@@ -125,7 +125,8 @@ def test_request_is_schema_constrained_and_shows_the_targets_answers(bank):
         assert p.prompt_template_hash == templates[parent.stimulus_type].sha256
         assert (p.config_hash, p.code_version) == ("cfg", "v0")
         lineage = child.lineage
-        assert (lineage.parent_id, lineage.operator, lineage.kind, lineage.round) == (parent.id, "llm_rewrite", "llm", 1)
+        assert (lineage.parent_id, lineage.operator, lineage.kind, lineage.round) == \
+            (parent.id, "llm_rewrite", "llm", 1)
         assert lineage.slot_key is None
         assert [(a.target, a.label) for a in lineage.history[0].answers] == [("t1", "full_compliance"),
                                                                               ("t2", "full_refusal")]
