@@ -164,6 +164,44 @@ class ConsensusLabel(_Record):
     contrast_consensus: Optional[JudgeLabel] = None
 
 
+class LineageAnswer(_Record):
+    """What one target answered an ancestor: its label and the start of its answer."""
+
+    target: str
+    label: RefusalLabel
+    answer: Optional[str] = None  # the first few hundred characters
+
+
+class LineageStep(_Record):
+    """One ancestor of a refined record and what the targets answered it (oldest first)."""
+
+    round: int  # 0 = the original candidate, r = made in refine round r
+    id: str
+    operator: Optional[str] = None  # what made this ancestor (None for the original)
+    refusals: Optional[int] = None
+    answers: list[LineageAnswer] = Field(default_factory=list)
+
+
+class Lineage(_Record):
+    """Where a refined record comes from (issue 17): set only on records the refine stage made."""
+
+    parent_id: str
+    root_id: str  # the original (round 0) candidate
+    operator: str  # e.g. "er_swap_element", "llm_rewrite"
+    kind: str  # "recombination" or "llm"
+    round: int  # the refine round that made this record (1, 2, ...)
+    history: list[LineageStep] = Field(default_factory=list)  # root first, the parent last
+    # Seed-bank recombination: the slot the record is realised from, the seed and the text edits
+    # applied on top ("op:choice"), so a later round can recombine it again from scratch.
+    slot_key: Optional[str] = None
+    bank_seed: Optional[int] = None
+    edits: list[str] = Field(default_factory=list)
+
+
+def _is_none(value: typing.Any) -> bool:
+    return value is None
+
+
 class Candidate(_Record):
     id: str
     stimulus_type: ItemType
@@ -185,6 +223,9 @@ class Candidate(_Record):
     status: ItemStatus = "candidate"
     drop_stage: Optional[str] = None
     drop_reason: Optional[str] = None
+    # Only refined records have a lineage. A record without one serialises exactly as before the
+    # field existed (no "lineage" key, no column), so published rows and version ids are unchanged.
+    lineage: Optional[Lineage] = Field(default=None, exclude_if=_is_none)
 
     def drop(self, stage: str, reason: str) -> None:
         self.status = "dropped"
@@ -229,35 +270,52 @@ def _arrow_type(annotation: typing.Any) -> pa.DataType:
     raise TypeError(f"no Arrow type for {annotation!r}")
 
 
-def arrow_schema(model: type[BaseModel] = Candidate) -> pa.Schema:
-    """The Arrow schema of the working records (the parquet files between stages)."""
+# Columns that exist only when some record has a value (see `Candidate.lineage`).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("lineage",)
+
+
+def arrow_schema(model: type[BaseModel] = Candidate, *, lineage: bool = False) -> pa.Schema:
+    """The Arrow schema of the working records (the parquet files between stages).
+
+    `lineage=True` adds the `lineage` column; without it the schema is the one records had before
+    refinement existed."""
     import pyarrow as pa
 
+    skip = set() if lineage or model is not Candidate else set(OPTIONAL_COLUMNS)
     return pa.schema(
-        [pa.field(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()],
+        [pa.field(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()
+         if name not in skip],
         metadata={"mossforge.schema_version": SCHEMA_VERSION},
     )
 
 
+def has_lineage(records: typing.Iterable[Candidate]) -> bool:
+    return any(r.lineage is not None for r in records)
+
+
 def to_table(records: typing.Iterable[Candidate]) -> pa.Table:
+    """The records as an Arrow table; the `lineage` column only when some record has one."""
     import pyarrow as pa
 
-    return pa.Table.from_pylist([r.model_dump() for r in records], schema=arrow_schema())
+    records = list(records)
+    return pa.Table.from_pylist([r.model_dump() for r in records],
+                                schema=arrow_schema(lineage=has_lineage(records)))
 
 
 def from_table(table: pa.Table) -> list[Candidate]:
     return [Candidate.model_validate(row) for row in table.to_pylist()]
 
 
-def dataset_features():
+def dataset_features(*, lineage: bool = False):
     """`datasets.Features` of a published row: the record plus decoded `image`/`contrast_image`.
 
     The `image` struct of the record stays as `image_info` (hash, size, renderer, seed), so a
-    published row keeps every provenance field next to the pixels.
+    published row keeps every provenance field next to the pixels. `lineage=True` (when some
+    published record was refined: `has_lineage(records)`) adds the `lineage` column.
     """
     import datasets  # heavy import, only needed when publishing or loading
 
-    record = datasets.Features.from_arrow_schema(arrow_schema())
+    record = datasets.Features.from_arrow_schema(arrow_schema(lineage=lineage))
     features = {"image": datasets.Image(), "contrast_image": datasets.Image()}
     for name, feature in record.items():
         features["image_info" if name == "image" else name] = feature
