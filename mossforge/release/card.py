@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from huggingface_hub import DatasetCardData
 
-from mossforge.release.publish import SHARD
+from mossforge.release.layout import SHARD
 
 _NOT_RUN_MEANING = {
     "target_check": "no target model was asked: nothing here is known to be refused",

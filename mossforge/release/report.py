@@ -21,6 +21,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Iterable
 
+from mossforge.release.layout import SHARD, read_manifest
+
 REFUSED = ("full_refusal", "partial_refusal")
 GALLERY = 12
 _COLUMNS = ("id", "stimulus_type", "harm_category", "question", "image_info", "target_check",
@@ -282,8 +284,6 @@ def _read_rows(path: Path) -> list[dict]:
 def build_report(folder: Path) -> Path:
     """Rebuild the report of a published version from its files alone."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    from mossforge.release.publish import SHARD
-
+    manifest = read_manifest(folder)
     return write_report(folder, manifest, _read_rows(folder / "data" / "benign" / SHARD),
                         _read_rows(folder / "dropped.parquet"))
