@@ -15,10 +15,9 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from mossforge.generators.llm import (
-    GENERATOR_NAME, GenerationStats, LLMGenerator, PromptTemplate, _Unparsed, default_templates,
-    looks_like_refusal, parse_answer, response_json_schema,
-)
+from mossforge.generators.llm import GenerationStats, LLMGenerator
+from mossforge.generators.llm_parsing import UnparsedAnswer, looks_like_refusal, parse_answer
+from mossforge.generators.llm_prompts import GENERATOR_NAME, PromptTemplate, default_templates, response_json_schema
 from mossforge.generators.plan import Slot
 from mossforge.generators.seedbank import SeedBank
 from mossforge.client import EndpointConfig, ModelClient
@@ -648,7 +647,7 @@ def test_parse_answer_shapes_and_reasons():
                          ('{"candidates": [{"question": "q"', "malformed_json"),
                          ("I'm sorry, but I can't help with that.", "model_refused"),
                          ('{"answer": 42}', "schema_invalid")]:
-        with pytest.raises(_Unparsed) as info:
+        with pytest.raises(UnparsedAnswer) as info:
             parse_answer(text)
         assert info.value.reason == reason, text
     assert looks_like_refusal("Sorry — I cannot do that") and not looks_like_refusal('{"candidates": []}')
@@ -732,3 +731,19 @@ def test_sliding_window_never_shows_a_call_the_results_of_calls_beside_it(server
     assert avoid[0] == [] and avoid[1] == []
     assert avoid[2] == [r.question for r in records[:2]]
     assert avoid[3] == [r.question for r in records[:4]]
+
+
+def test_prompt_templates_are_pinned():
+    """The templates' text is part of every item's provenance and of the LLM cache key: moving code
+    around (issue 16 split this module) must not change a byte. A deliberate edit changes these
+    hashes and should bump TEMPLATE_VERSION."""
+    pinned = {ER: "1c43d3cdf4872062", NH: "43ed4a90ae12c5eb", CI: "2d7ecf63af5dd247"}
+    templates = default_templates()
+    assert {t: templates[t].sha256[:16] for t in pinned} == pinned
+    assert {t: templates[t].template_id for t in pinned} == {t: f"llm-{t}-v1" for t in pinned}
+
+
+def test_old_import_path_still_works():
+    from mossforge.generators import llm
+
+    assert llm.parse_answer is parse_answer and llm.default_templates is default_templates

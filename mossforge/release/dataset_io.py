@@ -14,7 +14,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from mossforge.release.publish import ITEM_SPLITS, SHARD, list_versions
+from mossforge.release.layout import ITEM_SPLITS, SHARD, list_versions
 from mossforge.config import ConfigError
 
 SPLITS = ("benign", "contrast")

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mossforge.release.publish import MANIFEST
+from mossforge.release.layout import MANIFEST
 from mossforge.release.versions import parse_number, tag_for, verify_version
 from mossforge.errors import MossforgeError
 

@@ -29,7 +29,8 @@ from typing import Any, Optional, Sequence
 from PIL import Image
 
 from mossforge.release.dataset_io import SPLITS
-from mossforge.release.publish import MANIFEST, SHARD, PublishedVersion, publish_local
+from mossforge.release.layout import MANIFEST, SHARD, read_manifest
+from mossforge.release.publish import PublishedVersion, publish_local
 from mossforge.config import ConfigError, load_config
 from mossforge.images import ImageStore
 from mossforge.schema import (
@@ -247,7 +248,7 @@ def _publish_to(out: Path, name: str, description: str, license: str, records: l
                            "note": "not run by mossforge (imported)", "details": {}})
         version = publish_local(records, [], config, funnel, image_root, contrast_only=contrast_only)
         if (out / MANIFEST).is_file():
-            existing = json.loads((out / MANIFEST).read_text())
+            existing = read_manifest(out)
             if existing.get("version") == version.version:
                 return PublishedVersion(out, version.version, True, existing)
             raise ConfigError(f"--out {out}: holds another version ({existing.get('version')}); "

@@ -28,6 +28,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -37,11 +38,15 @@ from mossforge import code_version
 from mossforge.config import PUBLISH_TARGET_KEYS, Config
 from mossforge.errors import LockBusyError
 from mossforge.images import ImageStore
+from mossforge.release.card import render_card
+# The layout's names are also importable from here (they lived here before layout.py).
+from mossforge.release.layout import (  # noqa: F401
+    ITEM_SPLITS, LOCK, MANIFEST, PUBLISH_LOCK, SHARD, list_versions, read_manifest, sha256_file,
+)
+from mossforge.release.manifest import Manifest
+from mossforge.release.report import write_version_report
+from mossforge.release.versions import flatten_features, next_number, unique_number
 from mossforge.schema import SCHEMA_VERSION, Candidate, dataset_features, to_table
-
-MANIFEST = "manifest.json"
-SHARD = "test-00000-of-00001.parquet"
-ITEM_SPLITS = ("benign", "controversial")  # the splits whose rows are items (contrast mirrors them)
 
 
 @dataclass
@@ -85,34 +90,7 @@ def item_digests(records: Sequence[Candidate]) -> dict[str, str]:
     return {r.id: hashlib.sha256(_row_json(r)).hexdigest()[:16] for r in sorted(records, key=lambda r: r.id)}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- reading what is published ----------------------------------------------------------------
-
-
-def list_versions(out_dir: Path, dataset: str) -> list[dict]:
-    """Manifests of the complete versions of `dataset`, oldest first."""
-    root = Path(out_dir) / dataset
-    if not root.is_dir():
-        return []
-    manifests = []
-    for child in root.iterdir():
-        if child.name.startswith(".") or not (child / MANIFEST).is_file():
-            continue  # temporary folders of a publish in progress (or killed) are not versions
-        manifests.append(json.loads((child / MANIFEST).read_text()))
-    return sorted(manifests, key=_publication_order)
-
-
-def _publication_order(manifest: dict) -> tuple:
-    # created_at has one-second resolution: the version number orders versions of one second
-    number = manifest.get("version_number")
-    return manifest["created_at"], tuple(int(p) for p in number.split(".")) if number else ()
 
 
 def published_questions(out_dir: Path, dataset: str) -> Iterator[tuple[str, str, str]]:
@@ -252,10 +230,6 @@ def _remove_stale_temporaries(root: Path) -> None:
             continue
 
 
-LOCK = ".lock"  # held by a run for its whole length: one run at a time per dataset folder
-PUBLISH_LOCK = ".publish.lock"  # held while a version's number is chosen and its folder renamed
-
-
 @contextmanager
 def dataset_lock(out_dir: Path, dataset: str, wait: bool = True, notify=None) -> Iterator[None]:
     """Hold the dataset folder's run lock. When another run holds it: wait (saying so through
@@ -302,19 +276,13 @@ def publish_local(
     `consensus` is the judge panel's summary (`mossforge.flows.stages.consensus_summary`) for the manifest
     and the card.
     """
-    from itertools import chain
-
-    from mossforge.release.card import render_card
-    from mossforge.release.versions import flatten_features, next_number, unique_number
-    from mossforge.release.report import write_version_report
-
     records = sorted(records, key=lambda r: r.id)
     contrast_only = sorted(contrast_only, key=lambda r: r.id)
     version = content_version_id(records, config, contrast_only)
     root = Path(config.run.out_dir) / config.dataset.name
     final = root / version
     if (final / MANIFEST).is_file():
-        return PublishedVersion(final, version, True, json.loads((final / MANIFEST).read_text()))
+        return PublishedVersion(final, version, True, read_manifest(final))
 
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(root)
@@ -344,7 +312,7 @@ def publish_local(
         with _publish_lock(root):  # the number is chosen and the folder appears as one step
             if (final / MANIFEST).is_file():  # a concurrent run published the same content
                 shutil.rmtree(tmp, ignore_errors=True)
-                return PublishedVersion(final, version, True, json.loads((final / MANIFEST).read_text()))
+                return PublishedVersion(final, version, True, read_manifest(final))
             previous = list_versions(Path(config.run.out_dir), config.dataset.name)
             manifest["version_number"], manifest["change"] = next_number(
                 previous[-1] if previous else None, manifest["items"], manifest["features"])
@@ -356,7 +324,9 @@ def publish_local(
             manifest["files"] = {
                 str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()
             }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+            typed = Manifest.for_writing(manifest)  # what readers will see, checked before it exists
+            manifest = typed.to_dict()
+            (tmp / MANIFEST).write_text(typed.to_json(), encoding="utf-8")
             os.rename(tmp, final)  # atomic: the version appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

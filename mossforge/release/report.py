@@ -14,12 +14,14 @@ rest, but it is not part of the version id (a pure function of the published row
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter, defaultdict
 from itertools import combinations
 from pathlib import Path
 from typing import Iterable
+
+from mossforge.release.layout import SHARD, read_manifest
+from mossforge.release.templating import render
 
 REFUSED = ("full_refusal", "partial_refusal")
 GALLERY = 12
@@ -223,41 +225,9 @@ def write_report(folder: Path, manifest: dict, accepted: list[dict], dropped: li
 
 
 def _html(manifest: dict, values: dict, accepted: list[dict]) -> str:
-    e = html.escape
-    counts = manifest["counts"]
-    by_type = "".join(f"<li>{e(t)}: {n}</li>" for t, n in counts["by_type"].items())
-    gallery = "".join(
-        f"<figure><img src=\"../images/{e(row['image_info']['sha256'])}.png\" "
-        f"alt=\"{e(row['question'])}\" loading=\"lazy\"><figcaption><b>{e(row['stimulus_type'])}</b> · "
-        f"{e(row['harm_category'])}<br>{e(row['question'])}</figcaption></figure>"
-        for row in accepted[:GALLERY] if row.get("image_info"))
-    judges = ("<p class=\"notrun\">Judge panel: <b>not run</b> (no judges configured).</p>"
-              if values["judges"].get("status") == "not_run" else "")
-    refusals = ("<p class=\"notrun\">Target check: <b>not run</b> (no targets configured).</p>"
-                if not values["refusals"] else "")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{e(manifest['dataset'])} {e(manifest['version'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-img.plot {{ max-width: 100%; border: 1px solid #ddd; margin: .5em 0; }}
-.gallery {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1em; }}
-figure {{ display: flex; gap: .8em; margin: 0; align-items: flex-start; }}
-figure img {{ width: 128px; height: 128px; object-fit: cover; border: 1px solid #ccc; }}
-figcaption {{ font-size: .9em; }} .notrun {{ color: #8a6d00; }}
-</style></head><body>
-<h1>{e(manifest['dataset'])} · version <code>{e(manifest['version'])}</code></h1>
-<p><b>{counts['benign']} items</b> accepted, {counts['dropped']} dropped. Config hash
-<code>{e(manifest['config_hash'])}</code>.</p>
-<ul>{by_type}</ul>
-<h2>Funnel</h2><img class="plot" src="funnel.png" alt="funnel">
-<h2>Refusals</h2>{refusals}<img class="plot" src="refusals.png" alt="refusal rate per target and type">
-<h2>Judges</h2>{judges}<img class="plot" src="judges.png" alt="judge agreement">
-<h2>Coverage</h2><img class="plot" src="coverage.png" alt="coverage">
-<h2>Gallery</h2><div class="gallery">{gallery or '<p>No accepted items.</p>'}</div>
-<p>The numbers behind every plot: <a href="plots.json">plots.json</a>.</p>
-</body></html>
-"""
+    """The page (templates/report.html.j2): counts, plots and a gallery of the first accepted items."""
+    return render("report.html.j2", manifest=manifest, counts=manifest["counts"], values=values,
+                  gallery=[row for row in accepted[:GALLERY] if row.get("image_info")])
 
 
 def write_version_report(folder: Path, manifest: dict, records, dropped) -> Path:
@@ -282,8 +252,6 @@ def _read_rows(path: Path) -> list[dict]:
 def build_report(folder: Path) -> Path:
     """Rebuild the report of a published version from its files alone."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    from mossforge.release.publish import SHARD
-
+    manifest = read_manifest(folder)
     return write_report(folder, manifest, _read_rows(folder / "data" / "benign" / SHARD),
                         _read_rows(folder / "dropped.parquet"))

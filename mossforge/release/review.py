@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from mossforge.filters.consensus import Rule
 from mossforge.filters.review import apply_human_labels, export_review, read_review
-from mossforge.release.publish import MANIFEST, SHARD
+from mossforge.release.layout import MANIFEST, SHARD, read_manifest
 from mossforge.flows.stages import read_records, write_records
 from mossforge.config import Config, config_from_dict
 from mossforge.images import ImageStore
@@ -35,9 +35,7 @@ def load_items(source: Path, images: Optional[Path] = None
     if source.is_dir():
         if not (source / MANIFEST).is_file():
             raise FileNotFoundError(f"{source} is not a published version (no {MANIFEST})")
-        import json
-
-        manifest = json.loads((source / MANIFEST).read_text())
+        manifest = read_manifest(source)
         columns = [name if name != "image" else "image_info" for name in arrow_schema().names]
         records = []
         for split in SPLITS:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from mossforge.release.publish import ITEM_SPLITS, MANIFEST, SHARD, list_versions, sha256_file
+from mossforge.release.layout import ITEM_SPLITS, MANIFEST, SHARD, list_versions, sha256_file
 from mossforge.errors import InputError
 
 
