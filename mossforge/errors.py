@@ -118,7 +118,7 @@ def describe(error: BaseException) -> tuple[str, int]:
         if isinstance(link, PermissionError):
             where = link.filename or "a file"
             return (f"permission denied: {where} cannot be written; choose a folder you can write "
-                    "(e.g. --out DIR) or fix its permissions"), InputError.exit_code
+                    "(--outputs, or the --out a command writes to) or fix its permissions"), InputError.exit_code
     return f"{type(error).__name__}: {error}", 1
 
 

@@ -13,7 +13,7 @@ from openai_server import ok, serve
 from PIL import Image
 from typer.testing import CliRunner
 
-from mossforge.cli.main import app
+from mossforge.cli import app
 from mossforge.release.evaluate import ExternalAnswer, rank_correlation, score_answers, summarize, wilson_interval
 from mossforge.release.publish import publish_local
 from mossforge.config import TargetCheckSection, load_config
