@@ -52,39 +52,30 @@ def run(
     if cache is not None:
         overrides["cache.mode"] = cache
     cfg = load_config(config, overrides)  # validated before any work starts
-    from mossforge.preflight import check_run
-
-    servers = local_servers(cfg)  # the config's [local_models] (before the preflight probes them); stopped at the end
-    try:
-        checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
-    except BaseException:
-        servers.stop()
-        raise
-    if checked:
-        console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
-
     from mossforge import progress
     from mossforge.cli.display import RunDisplay
-    from mossforge.flows import server
+    from mossforge.preflight import check_run
 
-    console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
-                  f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
+    servers = local_servers(cfg)  # the config's [local_models] (before the preflight probes them)
     try:
-        with console.status("checking the local Prefect server…"):
+        checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+        if checked:
+            console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
+        if not verbose:
+            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
+        from mossforge.flows import server
+
+        console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
+                      f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
+        with console.status("checking the local Prefect server…"):  # a ServerError says why (exit 1)
             chosen = server.select(temporary_server, on_start=lambda info: console.print(
                 f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
                 f"`mossforge server stop` stops it; log {info.log})", highlight=False))
-    except BaseException:  # a ServerError says why (exit 1)
-        servers.stop()
-        raise
-    from mossforge.flows.build import run_build
+        from mossforge.flows.build import run_build
 
-    display = RunDisplay(cfg, console, chosen)
-    progress.install(display.advance, display.event)
-    hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
-    try:
+        display = RunDisplay(cfg, console, chosen)
+        progress.install(display.advance, display.event)
+        hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
         servers.watch()
         with display, chosen.active():
             summary = run_build(cfg, fresh=fresh)  # a HubError: the push failed, the local version is published
