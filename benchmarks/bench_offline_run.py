@@ -113,7 +113,7 @@ def everyday_loop(per_type: int, render_n: int) -> None:
         rows.append(("mossforge --help (median of 3)", help_s, ""))
         server_s, _ = _timed_cli(["server", "start"], env)
         rows.append(("mossforge server start (first use, once)", server_s, "not part of any run below"))
-        run = ["run", "--per-type", str(per_type), "--out", str(root / "out")]
+        run = ["run", "--per-type", str(per_type), "--outputs", str(root / "out")]
         first_s, first = _timed_cli(run, env)
         stages_first = _stage_seconds(first.stderr)
         total = sum(sec for _, sec in stages_first.values())

@@ -37,7 +37,7 @@ from mossforge.config import config_from_dict  # noqa: E402
 
 
 def build_version(per_type: int, out: Path) -> Path:
-    done = subprocess.run([str(ROOT / ".venv/bin/mossforge"), "run", "--per-type", str(per_type), "--out", str(out)],
+    done = subprocess.run([str(ROOT / ".venv/bin/mossforge"), "run", "--per-type", str(per_type), "--outputs", str(out)],
                           capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"building the offline version failed:\n{done.stderr[-2000:]}")

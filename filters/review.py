@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from mossforge.errors import InputError
 from mossforge.filters.consensus import LABELS, Rule, aggregate, is_vote, pairwise_agreement
 from mossforge.schema import Candidate, ConsensusLabel, JudgeVote
 
@@ -22,7 +23,7 @@ COLUMNS = ("id", "image", "question", "contrast_question", "stimulus_type", "har
            "panel_consensus", "panel_agreement", "panel_votes", "reviewer", "label", "note")
 
 
-class ReviewFileError(ValueError):
+class ReviewFileError(InputError):  # a ValueError too
     """A reviewed CSV that cannot be used; the message names the row and column."""
 
 

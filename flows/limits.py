@@ -25,11 +25,12 @@ import re
 from typing import AsyncIterator, Iterator
 
 from mossforge.config import Config
+from mossforge.errors import MossforgeError
 
 PREFIX = "mossforge"
 
 
-class MissingLimitError(RuntimeError):
+class MissingLimitError(MossforgeError, RuntimeError):
     """A global concurrency limit mossforge relies on does not exist on the Prefect server."""
 
 

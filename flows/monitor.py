@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from mossforge.client import MissingApiKeyError
 from mossforge.config import Config, ConfigError, config_from_dict
+from mossforge.errors import MossforgeError
 
 GALLERY_ITEMS = 6
 THUMBNAIL = 96  # px: small enough that a gallery of data URLs stays a few tens of KB
@@ -30,8 +31,10 @@ THUMBNAIL = 96  # px: small enough that a gallery of data URLs stays a few tens 
 _USER_ERRORS = (ConfigError, MissingApiKeyError)
 
 
-class StageBatchFailed(RuntimeError):
+class StageBatchFailed(MossforgeError, RuntimeError):
     """A batch task failed; the message names the stage, the batch and the reason."""
+
+    wrapper = True  # the CLI reports a wrapped mossforge error itself; anything else with a log
 
 
 def initial_run_name() -> str:

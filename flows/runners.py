@@ -21,13 +21,14 @@ from typing import Iterator
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from mossforge.config import Config
+from mossforge.errors import MossforgeError
 
 # run.* keys that only say where tasks execute: excluded from the tasks' cache keys.
 RUNNER_KEYS = frozenset({"max_workers", "cpu_workers", "task_runner", "dask_address", "dask_workers",
                          "dask_threads_per_worker", "ray_address"})
 
 
-class RunnerUnavailable(RuntimeError):
+class RunnerUnavailable(MossforgeError, RuntimeError):
     """The configured task runner's package is not installed."""
 
 

@@ -36,12 +36,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from mossforge.errors import MossforgeError
+
 DEFAULT_PORT = 4200
 START_TIMEOUT_S = 180.0  # a first start creates the database: tens of seconds on a busy machine
 OPT_OUT_ENV = "MOSSFORGE_SERVER"  # "temporary": each run starts Prefect's temporary server
 
 
-class ServerError(RuntimeError):
+class ServerError(MossforgeError, RuntimeError):
     """The managed server could not be started (the message names its log)."""
 
 

@@ -38,7 +38,7 @@ from typing import Any, Awaitable, Callable, Literal, Optional, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from mossforge.errors import PreflightError
+from mossforge.errors import MossforgeError, PreflightError
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class ChatFailure:
     ok: bool = False
 
 
-class ModelCallError(RuntimeError):
+class ModelCallError(MossforgeError, RuntimeError):
     """Raised by the async `chat` / `images` when a call fails for good; carries the failure."""
 
     def __init__(self, failure: ChatFailure) -> None:

@@ -29,9 +29,14 @@ from pathlib import Path
 
 
 class MossforgeError(Exception):
-    """An error with a message a user can act on, and the exit code that says what happened."""
+    """An error with a message a user can act on, and the exit code that says what happened.
+
+    `wrapper`: the error only says *where* another one happened (a failed batch): when what it
+    wraps is a mossforge error, that one is reported (its message, its exit code); anything else
+    it wraps gets its traceback written to a log file, as an unexpected error does."""
 
     exit_code = 1
+    wrapper = False
 
 
 class InputError(MossforgeError, ValueError):
@@ -86,11 +91,23 @@ def _network_host(error: BaseException) -> str | None:
     return getattr(error, "host", None) or "the host"
 
 
-def describe(error: BaseException) -> tuple[str, int]:
-    """(one or two lines for the user, exit code) for any error."""
+def _own(error: BaseException) -> MossforgeError | None:
+    """The mossforge error that speaks for `error`: the first in its chain, past wrappers that
+    wrap another mossforge error."""
+    found = None
     for link in _chain(error):
         if isinstance(link, MossforgeError):
-            return str(link), link.exit_code
+            found = link
+            if not link.wrapper:
+                return link
+    return found
+
+
+def describe(error: BaseException) -> tuple[str, int]:
+    """(one or two lines for the user, exit code) for any error."""
+    own = _own(error)
+    if own is not None:
+        return str(own), own.exit_code
     for link in _chain(error):
         host = _network_host(link)
         if host is not None:
@@ -101,7 +118,7 @@ def describe(error: BaseException) -> tuple[str, int]:
         if isinstance(link, PermissionError):
             where = link.filename or "a file"
             return (f"permission denied: {where} cannot be written; choose a folder you can write "
-                    "(e.g. --out DIR) or fix its permissions"), InputError.exit_code
+                    "(--outputs, or the --out a command writes to) or fix its permissions"), InputError.exit_code
     return f"{type(error).__name__}: {error}", 1
 
 
@@ -133,7 +150,8 @@ def report(error: BaseException, print_line) -> int:
     """Print what went wrong with `print_line(str)` and return the exit code. Errors that are not
     mossforge's own (a bug, most likely) get their traceback written to a log file it names."""
     message, code = describe(error)
-    if not any(isinstance(e, MossforgeError) for e in _chain(error)):
+    own = _own(error)
+    if own is None or own.wrapper:
         log = write_log(error)
         if log is not None:
             message += f"\n(full traceback in {log}; run with --debug to see it here)"

@@ -45,8 +45,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 from urllib.parse import urlparse
 
+from mossforge.errors import MossforgeError
 
-class LocalModelError(RuntimeError):
+
+class LocalModelError(MossforgeError, RuntimeError):
     """A local model that cannot be installed, verified or served; the message says what to do."""
 
 

@@ -80,11 +80,11 @@ def check_writable(folders: dict[str, Path]) -> None:
         except OSError as error:
             reason = error.strerror or type(error).__name__
             raise InputError(f"cannot write to {folder} ({key}): {reason}; choose a folder you can write "
-                             f"(e.g. --out DIR) or fix its permissions. Nothing was run.") from None
+                             f"(e.g. --outputs DIR) or fix its permissions. Nothing was run.") from None
 
 
 def run_folders(config) -> dict[str, Path]:
-    folders = {"run.out_dir (--out)": Path(config.run.out_dir), "run.work_dir": config.run.work_path()}
+    folders = {"run.out_dir (--outputs)": Path(config.run.out_dir), "run.work_dir": config.run.work_path()}
     if config.endpoints and config.cache.mode != "off":
         folders["cache.dir"] = config.cache_path()
     return folders

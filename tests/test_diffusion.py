@@ -58,7 +58,7 @@ def test_a_batch_matches_single_renders(renderer):
 
 
 def test_the_seed_schedule_is_fixed_and_distinct():
-    assert item_seed("mf-1", 0, 0) == item_seed("mf-1", 0, 0)
+    assert item_seed("mf-1", 0, 0) == 3124643932499644443  # pinned: a re-run (any process) repeats it
     seeds = {item_seed("mf-1", 0, k) for k in range(5)} | {item_seed("mf-2", 0, 0), item_seed("mf-1", 1, 0)}
     assert len(seeds) == 7 and all(0 <= s < 2**63 for s in seeds)
 

@@ -13,10 +13,10 @@ from openai_server import ok, serve
 from PIL import Image
 from typer.testing import CliRunner
 
-from mossforge.cli.main import app
+from mossforge.cli import app
 from mossforge.release.evaluate import ExternalAnswer, rank_correlation, score_answers, summarize, wilson_interval
 from mossforge.release.publish import publish_local
-from mossforge.config import ConfigError, TargetCheckSection, load_config
+from mossforge.config import TargetCheckSection, load_config
 from mossforge.images import ImageStore
 
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -201,12 +201,15 @@ def test_a_missing_answer_is_counted_but_left_out_of_the_rates(version):
 
 
 def test_version_by_dataset_name_under_outputs(version):
-    from mossforge.release.dataset_io import resolve_version
+    """One resolver for every command: a folder, DATASET, DATASET/ID, DATASET/NUMBER, a bare id."""
+    from mossforge.release.versions import VersionError, resolve_version
 
     outputs = version.parent.parent
-    assert resolve_version("evalset", outputs) == version
-    assert resolve_version(f"evalset/{version.name}", outputs) == version
-    assert resolve_version("evalset/1.0.0", outputs) == version
-    assert resolve_version(version.name[:6], outputs) == version
-    with pytest.raises(ConfigError, match="not a dataset version"):
-        resolve_version("evalset/9.9.9", outputs)
+    for ref in (str(version), "evalset", f"evalset/{version.name}", "evalset/1.0.0", "evalset/latest",
+                version.name[:6], "1.0.0"):
+        path, manifest = resolve_version(outputs, ref)
+        assert (path, manifest["version"]) == (version, version.name), ref
+    with pytest.raises(VersionError, match="no version '9.9.9' under .*evalset"):
+        resolve_version(outputs, "evalset/9.9.9")
+    with pytest.raises(VersionError, match="no version 'other/1.0.0'"):
+        resolve_version(outputs, "other/1.0.0")

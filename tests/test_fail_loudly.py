@@ -61,7 +61,7 @@ def test_run_with_a_rejected_key_stops_before_any_stage_and_publishes_nothing(tm
         config.write_text(f'[plan]\nper_type = 2\n[endpoints.gw]\nbase_url = "{server.base_url}"\n'
                           'model = "gpt-x"\napi_key_env = "MOSSFORGE_TEST_KEY"\n'
                           '[[targets]]\nname = "t1"\nendpoint = "gw"\n')
-        result = _cli("run", "--config", str(config), "--out", str(tmp_path / "out"),
+        result = _cli("run", "--config", str(config), "--outputs", str(tmp_path / "out"),
                       env={"MOSSFORGE_TEST_KEY": KEY})
         requests = len(server.requests)
     assert result.returncode == 3, result.stderr
@@ -239,7 +239,7 @@ def test_dedup_of_an_empty_or_non_utf8_file_says_so_in_one_line(tmp_path):
 def test_run_into_a_folder_that_cannot_be_written_fails_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    result = _cli("run", "--per-type", "2", "--out", str(blocker / "outputs"), timeout=60)
+    result = _cli("run", "--per-type", "2", "--outputs", str(blocker / "outputs"), timeout=60)
     assert result.returncode == 2, result.stderr
     assert "cannot write to" in result.stderr and "Nothing was run" in result.stderr
     assert "starting Prefect" not in result.stderr and "Traceback" not in result.stderr

@@ -47,7 +47,7 @@ def test_two_concurrent_runs_of_different_configs_get_distinct_numbers(prefect_h
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_LOGGING_LEVEL": "WARNING"}
     out = tmp_path / "out"
-    runs = [subprocess.Popen([sys.executable, "-m", "mossforge.cli", "run", "--per-type", str(n), "--out", str(out)],
+    runs = [subprocess.Popen([sys.executable, "-m", "mossforge.cli", "run", "--per-type", str(n), "--outputs", str(out)],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for n in (2, 3)]
     results = [run.communicate(timeout=600) for run in runs]

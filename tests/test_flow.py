@@ -147,7 +147,7 @@ size = 96
 work_dir = "{tmp_path / 'work'}"
 """)
     result = CliRunner().invoke(app, ["run", "--config", str(config), "--per-type", "2",
-                                      "--out", str(tmp_path / "out")])
+                                      "--outputs", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     printed = Path(result.stdout.strip().splitlines()[-1])
     assert printed.parent == tmp_path / "out" / "clitest"
@@ -162,7 +162,7 @@ def test_cli_run_rejects_a_bad_config_before_any_work(tmp_path):
 
     config = tmp_path / "bad.toml"
     config.write_text("[plan]\nper_tpye = 3\n")
-    result = CliRunner().invoke(app, ["run", "--config", str(config), "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--outputs", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "plan.per_tpye: unknown key" in result.output
     assert not (tmp_path / "out").exists()

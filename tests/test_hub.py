@@ -163,22 +163,22 @@ def test_cli_publish_dry_run_push_and_repush(setup, hub, tmp_path, caplog):  # n
     version = publish_local(records, dropped, config, FUNNEL, store.root)
     out = config.run.out_dir
     runner = CliRunner()
-    dry = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--out", out, "--dry-run"])
+    dry = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--outputs", out, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "would push 1.0.0" in dry.stdout and "data/benign/test-00000-of-00001.parquet" in dry.stdout
     assert hub.requests == []
 
-    pushed = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--out", out, "--private"])
+    pushed = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--outputs", out, "--private"])
     assert pushed.exit_code == 0, pushed.output
     url, revision = pushed.stdout.strip().splitlines()[-2:]
     assert url == f"{hub.url}/datasets/{REPO}/tree/v1.0.0" and revision == hub.repos[REPO].tags["v1.0.0"]
     assert hub.repos[REPO].private and "pushed" in pushed.stderr
 
-    again = runner.invoke(app, ["publish", version.version, "--repo", REPO, "--out", out])
+    again = runner.invoke(app, ["publish", version.version, "--repo", REPO, "--outputs", out])
     assert again.exit_code == 0 and "no new commit" in again.stderr
     assert again.stdout.strip().splitlines()[-1] == revision and hub.posts("commit") == 1
 
-    bad = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--out", out],
+    bad = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--outputs", out],
                         env={"HF_TOKEN": "hf_NotTheRightOne"})
     assert bad.exit_code == 1 and "rejected (401" in bad.output and "hf_NotTheRightOne" not in bad.output
     _no_token_anywhere(tmp_path, caplog.text, dry.output, pushed.output, again.output)

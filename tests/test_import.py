@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mossforge.cli.main import app
+from mossforge.cli import app
 from mossforge.release.importers import import_mossbench
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mossbench"

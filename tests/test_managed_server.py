@@ -121,7 +121,7 @@ def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_pat
     config = tmp_path / "small.toml"
     config.write_text('[dataset]\nname = "managed"\n[plan]\nper_type = 2\n[dedup]\nenabled = false\n'
                       '[render]\nsize = 64\n', encoding="utf-8")
-    command = [sys.executable, "-m", "mossforge.cli", "run", "--config", str(config), "--out", str(tmp_path / "out")]
+    command = [sys.executable, "-m", "mossforge.cli", "run", "--config", str(config), "--outputs", str(tmp_path / "out")]
     env = {**state["env"], "COLUMNS": "200"}
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     info = server.read_state()

@@ -3,7 +3,7 @@
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
-from mossforge.cli.main import app
+from mossforge.cli import app
 
 
 class Outcome:

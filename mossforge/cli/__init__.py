@@ -1,4 +1,4 @@
-"""The `mossforge` command line: one module per command group, one app."""
+"""The `mossforge` command line: one module per command group (listed in main.py), one app."""
 
 from mossforge.cli.main import app
 

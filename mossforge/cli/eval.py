@@ -1,46 +1,48 @@
-"""`mossforge eval`, `mossforge import mossbench|csv` and `mossforge export mossbench|csv`.
-
-Kept apart from cli.py so the build commands stay small; `register(app)` adds these to the app.
-"""
+"""`mossforge eval`, `mossforge import mossbench|csv` and `mossforge export mossbench|csv`:
+score models on a version, and move datasets in and out of other benchmarks' formats."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 from rich.table import Table
 
-from mossforge.config import ConfigError, load_config
+from mossforge.cli.base import DEFAULT_OUTPUTS, console, local_servers
+from mossforge.config import CacheSection, TargetCheckSection, load_config
+from mossforge.errors import InputError, MossforgeError
+from mossforge.schema import HarmCategory, ItemType
+from mossforge.tables import read_table
+
+CacheMode = CacheSection.model_fields["mode"].annotation  # use | refresh | off
+Classifier = TargetCheckSection.model_fields["classifier"].annotation  # rules | judge | rules_then_judge
+Split = Literal["benign", "contrast", "all"]
 
 import_app = typer.Typer(help="Read an existing benchmark into a mossforge dataset folder.", no_args_is_help=True)
 export_app = typer.Typer(help="Write a dataset version in another benchmark's format.", no_args_is_help=True)
 
-
-def _cli():
-    from mossforge.cli import main as cli  # the shared console, error and table helpers (imported late: cli imports us)
-
-    return cli
+VERSION = "A dataset version: its folder, or DATASET (its newest version), DATASET/VERSION, a number or an id under --outputs."
+OUTPUTS = typer.Option(DEFAULT_OUTPUTS, "--outputs", help="The outputs root, where DATASET/VERSION names are looked up.")
 
 
 def eval_command(
-    dataset: str = typer.Argument(..., help="A dataset version: its folder, or DATASET/VERSION or DATASET "
-                                  "(newest version) under --outputs."),
+    dataset: str = typer.Argument(..., help=VERSION),
     target: list[str] = typer.Option([], "--target", "-t", help="A target declared in the config's "
                                      "[[targets]]; repeatable (default: every target)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config with [endpoints], "
                                           "[[targets]] and [target_check] (classifier, judge, count_partial)."),
-    split: str = typer.Option("all", "--split", help="benign (over-refusal), contrast (safety) or all."),
+    split: Split = typer.Option("all", "--split", help="benign (over-refusal), contrast (safety) or all."),
     answers: Optional[Path] = typer.Option(None, "--answers", help="Score answers collected elsewhere "
                                            "(.jsonl, .csv or .parquet with question_id, model, answer; "
                                            "optional split) instead of asking targets."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: "
                                        "<outputs>/evals/<dataset>-<version>)."),
-    outputs: Path = typer.Option(Path("outputs"), "--outputs", help="Where DATASET/VERSION names are looked up."),
-    classifier: Optional[str] = typer.Option(None, "--classifier", help="rules, judge or rules_then_judge "
-                                             "(default: the config's target_check.classifier)."),
-    cache: Optional[str] = typer.Option(None, "--cache", help="Model-call cache: use, refresh or off."),
+    outputs: Path = OUTPUTS,
+    classifier: Optional[Classifier] = typer.Option(None, "--classifier", help="rules, judge or rules_then_judge "
+                                                    "(default: the config's target_check.classifier)."),
+    cache: Optional[CacheMode] = typer.Option(None, "--cache", help="Model-call cache: use, refresh or off."),
     id_column: str = typer.Option("question_id", "--id-column", help="--answers: the item id column."),
     model_column: str = typer.Option("model", "--model-column", help="--answers: the model column."),
     answer_column: str = typer.Option("answer", "--answer-column", help="--answers: the answer column."),
@@ -48,81 +50,72 @@ def eval_command(
     """Ask targets every query of a version (or score a file of answers), label the answers, and
     report refusal rates per stimulus type with 95% intervals: answers.parquet/.csv, summary.csv,
     leaderboard.md and plot.png (over-refusal against safety) in the report folder."""
-    import json
-
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the plot is written to a file; never open a window
     from mossforge.release import evaluate
-    from mossforge.release.dataset_io import read_items, resolve_version
+    from mossforge.release.dataset_io import read_items
+    from mossforge.release.versions import resolve_version
 
-    cli = _cli()
-    if split not in ("benign", "contrast", "all"):
-        cli._fail(f"--split must be benign, contrast or all (got {split!r})")
     overrides = {}
     if classifier is not None:
         overrides["target_check.classifier"] = classifier
     if cache is not None:
         overrides["cache.mode"] = cache
-    try:
-        cfg = load_config(config, overrides)
-        folder = resolve_version(dataset, outputs)
-        splits = ("benign", "contrast") if split == "all" else (split,)
-        items = [item for s in splits for item in read_items(folder, s)]
-    except ConfigError as error:
-        cli._fail(str(error))
-    manifest = json.loads((folder / "manifest.json").read_text())
+    cfg = load_config(config, overrides)
+    folder, manifest = resolve_version(outputs, dataset)
+    splits = ("benign", "contrast") if split == "all" else (split,)
+    items = [item for s in splits for item in read_items(folder, s)]
     name = f"{manifest.get('dataset', folder.parent.name)}/{manifest.get('version', folder.name)}"
     out = out or outputs / "evals" / name.replace("/", "-")
     settings = cfg.target_check
     judge = settings.judge
     if settings.classifier != "rules" and judge is None:
-        cli._fail(f"classifier {settings.classifier!r} needs a judge: a [target_check.judge] table "
-                  "(name, endpoint) and its [endpoints.NAME] in --config")
-    client = None
-    servers = cli.local_servers(cfg)  # the config's [local_models], stopped below
-    if answers is not None:
+        raise InputError(f"classifier {settings.classifier!r} needs a judge: a [target_check.judge] table "
+                         "(name, endpoint) and its [endpoints.NAME] in --config")
+    from mossforge.client import ModelClient
+
+    external, targets = None, []
+    if answers is not None:  # checked before any server starts
         if target:
-            cli._fail("--answers scores answers collected elsewhere: give no --target")
-        frame = cli._read_table(answers)
+            raise InputError("--answers scores answers collected elsewhere: give no --target")
+        frame = read_table(answers)
         missing = [c for c in (id_column, model_column, answer_column) if c not in frame.columns]
         if missing:
-            cli._fail(f"--answers {answers} has no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
-                      "name yours with --id-column, --model-column, --answer-column")
-        rows_in = frame.to_dicts()
+            raise InputError(f"--answers {answers} has no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
+                             "name yours with --id-column, --model-column, --answer-column")
         has_split = "split" in frame.columns
         external = [evaluate.ExternalAnswer(str(r[id_column]), str(r[model_column]),
                                             None if r[answer_column] is None else str(r[answer_column]),
                                             (r["split"] if has_split else None) or (split if split != "all" else None))
-                    for r in rows_in]
-        try:
-            if judge is not None and settings.classifier != "rules":
-                from mossforge.client import ModelClient
-
-                client = ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(),
-                                     cache_mode=cfg.cache.mode)
-            rows = evaluate.score_answers(external, items, settings, client, judge)
-        except ValueError as error:
-            cli._fail(f"--answers {answers}: {error}")
-        models = {r["target"]: r["model_id"] for r in rows}
+                    for r in frame.to_dicts()]
     else:
         declared = [t.name for t in cfg.targets]
         if not declared:
-            cli._fail("no targets: declare [[targets]] (name, endpoint) and [endpoints] in the file given "
-                      "with --config, or score a file of answers with --answers")
+            raise InputError("no targets: declare [[targets]] (name, endpoint) and [endpoints] in the file given "
+                             "with --config, or score a file of answers with --answers")
         unknown = [t for t in target if t not in declared]
         if unknown:
-            cli._fail(f"--target {unknown[0]!r} is not declared in the config's [[targets]] "
-                      f"(declared: {', '.join(declared)})")
+            raise InputError(f"--target {unknown[0]!r} is not declared in the config's [[targets]] "
+                             f"(declared: {', '.join(declared)})")
         targets = [t for t in cfg.targets if not target or t.name in target]
-        from mossforge.client import ModelClient
-
-        cli.console.print(f"asking {len(targets)} targets {len(items)} queries each ({name}, split {split})…",
-                          highlight=False)
-        client = ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(), cache_mode=cfg.cache.mode)
-        rows = evaluate.evaluate_targets(client, targets, items, settings, judge)
-        models = {t.name: cfg.endpoints[t.endpoint].model for t in targets}
-    if servers.failures():
-        servers.stop()
-        cli._fail("eval stopped: " + "; ".join(servers.failures()), code=1)
+    needs_client = external is None or (judge is not None and settings.classifier != "rules")
+    servers = local_servers(cfg)  # the config's [local_models], stopped below
+    client = None
     try:
+        if needs_client:
+            client = ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(), cache_mode=cfg.cache.mode)
+        if external is not None:
+            try:
+                rows = evaluate.score_answers(external, items, settings, client, judge)
+            except ValueError as error:  # an id or a split the version does not have
+                raise InputError(f"--answers {answers}: {error}") from error
+            models = {r["target"]: r["model_id"] for r in rows}
+        else:
+            console.print(f"asking {len(targets)} targets {len(items)} queries each ({name}, split {split})…",
+                          highlight=False)
+            rows = evaluate.evaluate_targets(client, targets, items, settings, judge)
+            models = {t.name: cfg.endpoints[t.endpoint].model for t in targets}
+        if servers.failures():
+            raise MossforgeError("eval stopped: " + "; ".join(servers.failures()))
         report = evaluate.write_report(rows, out, dataset=name, models=models,
                                        count_partial=settings.count_partial, classifier=settings.classifier)
         accounting = client.accounting() if client is not None else None
@@ -130,11 +123,11 @@ def eval_command(
         servers.stop()
         if client is not None:
             client.close()
-    _print_eval_summary(cli, report, accounting)
+    _print_eval_summary(report, accounting)
     print(out)
 
 
-def _print_eval_summary(cli, report: dict, accounting: Optional[dict]) -> None:
+def _print_eval_summary(report: dict, accounting: Optional[dict]) -> None:
     from mossforge.release import evaluate
 
     table = Table(title="refusal rates (95% Wilson intervals)", title_justify="left")
@@ -145,11 +138,11 @@ def _print_eval_summary(cli, report: dict, accounting: Optional[dict]) -> None:
         table.add_row(row["target"], row["split"], row["stimulus_type"], str(row["refused"]), str(row["decided"]),
                       str(row["undecided"]), f"{row['rate']:.1%}" if decided else "-",
                       f"{row['ci_low']:.1%}–{row['ci_high']:.1%}" if decided else "-")
-    cli.console.print(table)
-    cli.console.print(evaluate.describe(report["correlation"]), highlight=False)
+    console.print(table)
+    console.print(evaluate.describe(report["correlation"]), highlight=False)
     if accounting:
         total = accounting["total"]
-        cli.console.print(f"model calls: {total['calls']} made, {total['cache_hits']} from the cache",
+        console.print(f"model calls: {total['calls']} made, {total['cache_hits']} from the cache",
                           highlight=False)
 
 
@@ -170,12 +163,7 @@ def import_mossbench_command(
     flags (human, child, syn, ocr) the record's flags, its raw metadata is kept; contrasts pair by pid."""
     from mossforge.release.importers import import_mossbench
 
-    cli = _cli()
-    try:
-        result = import_mossbench(folder, out, contrast=contrast, name=name, license=license)
-    except ConfigError as error:
-        cli._fail(str(error))
-    _print_import(cli, result)
+    _print_import(import_mossbench(folder, out, contrast=contrast, name=name, license=license))
 
 
 @import_app.command("csv")
@@ -189,9 +177,9 @@ def import_csv_command(
                                 help="Comma-separated label values that mean harmful (case-insensitive)."),
     type_column: Optional[str] = typer.Option(None, "--type-column", help="A column naming the stimulus "
                                               "type (a type name or 1/2/3); others are 'unspecified'."),
-    stimulus_type: str = typer.Option("unspecified", "--stimulus-type", help="The type of every row "
+    stimulus_type: ItemType = typer.Option("unspecified", "--stimulus-type", help="The type of every row "
                                       "without a type column."),
-    harm_category: str = typer.Option("general_harm", "--harm-category", help="The apparent harm category of every row."),
+    harm_category: HarmCategory = typer.Option("general_harm", "--harm-category", help="The apparent harm category of every row."),
     name: Optional[str] = typer.Option(None, "--name", help="Dataset name (default: the file's name)."),
     license: str = typer.Option("other", "--license", help="The source's licence id, for the card."),
 ) -> None:
@@ -199,21 +187,17 @@ def import_csv_command(
     to the contrast split; every row's original columns are kept in its provenance."""
     from mossforge.release.importers import import_csv
 
-    cli = _cli()
-    try:
-        result = import_csv(file, out, question_column=question_column, label_column=label_column,
-                            type_column=type_column, stimulus_type=stimulus_type, harm_category=harm_category,
-                            harmful_labels=[h for h in harmful.split(",") if h.strip()], name=name,
-                            license=license)
-    except ConfigError as error:
-        cli._fail(str(error))
-    _print_import(cli, result)
+    result = import_csv(file, out, question_column=question_column, label_column=label_column,
+                        type_column=type_column, stimulus_type=stimulus_type, harm_category=harm_category,
+                        harmful_labels=[h for h in harmful.split(",") if h.strip()], name=name,
+                        license=license)
+    _print_import(result)
 
 
-def _print_import(cli, result) -> None:
+def _print_import(result) -> None:
     skipped = ", ".join(f"{k}: {v}" for k, v in result.skipped.items())
     reused = " (same content was already there)" if result.version.reused else ""
-    cli.console.print(f"imported {result.benign} benign and {result.contrast} contrast queries"
+    console.print(f"imported {result.benign} benign and {result.contrast} contrast queries"
                       + (f", skipped {skipped}" if skipped else "") + f"{reused} → version "
                       f"{result.version.version}", highlight=False)
     print(result.version.path)
@@ -221,44 +205,29 @@ def _print_import(cli, result) -> None:
 
 @export_app.command("mossbench")
 def export_mossbench_command(
-    dataset: str = typer.Argument(..., help="A dataset version (folder, or DATASET/VERSION under --outputs)."),
+    dataset: str = typer.Argument(..., help=VERSION),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write data/ and data_contrast/ into."),
-    outputs: Path = typer.Option(Path("outputs"), "--outputs"),
+    outputs: Path = OUTPUTS,
 ) -> None:
     """Write a version in MOSSBench's format (information.json + images, benign and contrast)."""
-    from mossforge.release.dataset_io import resolve_version
     from mossforge.release.importers import export_mossbench
+    from mossforge.release.versions import resolve_version
 
-    cli = _cli()
-    try:
-        counts = export_mossbench(resolve_version(dataset, outputs), out)
-    except ConfigError as error:
-        cli._fail(str(error))
-    cli.console.print(f"exported {counts['benign']} benign and {counts['contrast']} contrast items", highlight=False)
+    counts = export_mossbench(resolve_version(outputs, dataset)[0], out)
+    console.print(f"exported {counts['benign']} benign and {counts['contrast']} contrast items", highlight=False)
     print(out)
 
 
 @export_app.command("csv")
 def export_csv_command(
-    dataset: str = typer.Argument(..., help="A dataset version (folder, or DATASET/VERSION under --outputs)."),
+    dataset: str = typer.Argument(..., help=VERSION),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
-    outputs: Path = typer.Option(Path("outputs"), "--outputs"),
+    outputs: Path = OUTPUTS,
 ) -> None:
     """Write every query of a version as CSV: id, split, label (safe/unsafe), type, category, question."""
-    from mossforge.release.dataset_io import resolve_version
     from mossforge.release.importers import export_csv
+    from mossforge.release.versions import resolve_version
 
-    cli = _cli()
-    try:
-        n = export_csv(resolve_version(dataset, outputs), out)
-    except ConfigError as error:
-        cli._fail(str(error))
-    cli.console.print(f"exported {n} rows", highlight=False)
+    n = export_csv(resolve_version(outputs, dataset)[0], out)
+    console.print(f"exported {n} rows", highlight=False)
     print(out)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
-    app.add_typer(import_app, name="import")
-    app.add_typer(export_app, name="export")
-    os.environ.setdefault("MPLBACKEND", "Agg")  # the plot is written to a file; never open a window

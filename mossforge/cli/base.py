@@ -1,0 +1,95 @@
+"""What every command group shares: the app and its one error handler, the two consoles, the
+`--outputs` option, and starting the config's local model servers (`run` and `eval`).
+
+Command modules import from here; nothing here imports a command module (`main.py` puts the
+groups together), so there is no import cycle. Heavy libraries are imported inside functions:
+`mossforge --help` and the fast commands stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+from typer.exceptions import Abort, Exit, TyperException
+
+from mossforge.errors import InputError, debug_enabled, report
+
+console = Console(stderr=True)  # progress, messages and errors
+# Reports a user asked for go to stdout; piped, they are not cut to 80 columns, so ids stay whole.
+stdout = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def print_error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "[x]" is text here
+
+
+class HandledGroup(TyperGroup):
+    """The one error handler, around every command: any error becomes one or two lines on stderr
+    and its exit code (`mossforge.errors.report`: a `MossforgeError` says what to do, anything
+    else also gets its traceback in a log file); the traceback itself only with --debug.
+
+    It sits in the command group, not around `app()`, so `typer.testing.CliRunner` sees exactly
+    what a user sees."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (TyperException, Exit, Abort):
+            raise  # usage errors, --help, typer.Exit: the command line's own handling
+        except Exception as error:
+            if debug_enabled():
+                raise
+            raise Exit(report(error, print_error)) from None
+
+
+app = typer.Typer(cls=HandledGroup, help="Build over-refusal datasets: benign image+text queries that look alarming.",
+                  no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks.")) -> None:
+    if debug:
+        os.environ["MOSSFORGE_DEBUG"] = "1"
+
+
+# --- the outputs root: --outputs everywhere; --out only for what a command writes ---------------
+
+DEFAULT_OUTPUTS = Path("outputs")
+
+
+def outputs_option(default: str = "outputs/"):
+    return typer.Option(None, "--outputs", help=f"The outputs root, where versions are published (default: {default}).")
+
+
+def old_out_option():
+    """`--out`/`-o` on a command that takes the outputs root: its old name, hidden, still working."""
+    return typer.Option(None, "--out", "-o", hidden=True, help="Deprecated: use --outputs.")
+
+
+def outputs_root(outputs: Optional[Path], old_out: Optional[Path], default: Optional[Path] = DEFAULT_OUTPUTS):
+    """The outputs root from --outputs, or from the deprecated --out (with a one-line warning)."""
+    if old_out is None:
+        return outputs if outputs is not None else default
+    if outputs is not None and outputs != old_out:
+        raise InputError(f"--out {old_out} and --outputs {outputs}: give only --outputs (--out is its old name here)")
+    console.print("[yellow]warning:[/] --out for the outputs root is deprecated: use --outputs", highlight=False)
+    return old_out
+
+
+# --- used by more than one group ----------------------------------------------------------------
+
+
+def local_servers(cfg):
+    """Start the llama.cpp servers of the config's [local_models] (none: nothing to do); a
+    LocalModelError says why when they cannot start. Used by `run` and `eval`; the logic is in
+    mossforge/local_model.py."""
+    from mossforge.local_model import Servers
+
+    return Servers(cfg, progress=lambda line: console.print(f"local model: {escape(line)}", highlight=False))

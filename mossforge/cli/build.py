@@ -1,0 +1,204 @@
+"""`mossforge run` and `mossforge serve`: build a dataset version now, or on a schedule."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from mossforge.cli.base import console, local_servers, old_out_option, outputs_option, outputs_root
+from mossforge.config import CacheSection, load_config
+from mossforge.errors import InputError, MossforgeError, hide_own_errors_in_logs
+
+CacheMode = CacheSection.model_fields["mode"].annotation  # use | refresh | off: the config's own choices
+
+CONFIG = typer.Option(None, "--config", "-c", help="TOML config (default: the offline configuration).")
+
+
+def run(
+    config: Optional[Path] = CONFIG,
+    per_type: Optional[int] = typer.Option(None, "--per-type", "-n", help="Candidates to plan per stimulus type."),
+    outputs: Optional[Path] = outputs_option("the config's run.out_dir, outputs/"),
+    old_out: Optional[Path] = old_out_option(),
+    fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage instead of reusing cached results."),
+    cache: Optional[CacheMode] = typer.Option(None, "--cache", help="Model-call cache: use, refresh (re-ask and "
+                                              "overwrite) or off (default: the config's cache.mode)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once (exit 5) when another run is "
+                                 "building the same dataset folder, instead of waiting for it."),
+    skip_preflight: bool = typer.Option(False, "--skip-preflight", help="Do not probe the endpoints "
+                                        "before the run (folders are still checked)."),
+    temporary_server: bool = typer.Option(False, "--temporary-server", help="Start a temporary Prefect "
+                                          "server for this run only, instead of the local server mossforge "
+                                          "keeps (also MOSSFORGE_SERVER=temporary; PREFECT_API_URL wins over both)."),
+) -> None:
+    """Run the build_dataset flow and print the path of the version it published.
+
+    Before any work: the folders it writes, and every endpoint the config uses (exit codes:
+    README, "Exit codes"). Without PREFECT_API_URL, runs go to a local Prefect server that
+    mossforge starts on first use and keeps (`mossforge server status|stop`); each run prints the
+    link to its page in the UI."""
+    root = outputs_root(outputs, old_out, default=None)
+    overrides = {}
+    if no_wait:
+        overrides["run.wait_for_lock"] = False
+    if per_type is not None:
+        overrides["plan.per_type"] = per_type
+    if root is not None:
+        overrides["run.out_dir"] = str(root)
+    if cache is not None:
+        overrides["cache.mode"] = cache
+    cfg = load_config(config, overrides)  # validated before any work starts
+    from mossforge import progress
+    from mossforge.cli.display import RunDisplay
+    from mossforge.preflight import check_run
+
+    servers = local_servers(cfg)  # the config's [local_models] (before the preflight probes them)
+    try:
+        checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+        if checked:
+            console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
+        if not verbose:
+            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
+        from mossforge.flows import server
+
+        console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
+                      f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
+        with console.status("checking the local Prefect server…"):  # a ServerError says why (exit 1)
+            chosen = server.select(temporary_server, on_start=lambda info: console.print(
+                f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+                f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+        from mossforge.flows.build import run_build
+
+        display = RunDisplay(cfg, console, chosen)
+        progress.install(display.advance, display.event)
+        hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
+        servers.watch()
+        with display, chosen.active():
+            summary = run_build(cfg, fresh=fresh)  # a HubError: the push failed, the local version is published
+    except KeyboardInterrupt:
+        if not servers.failures():
+            raise
+        raise MossforgeError("run stopped: " + "; ".join(servers.failures())) from None
+    finally:
+        progress.install(None)
+        servers.stop()
+    print_summary(summary)
+    console.print(display.link_line(), highlight=False)
+    if summary.get("hub"):
+        hub = summary["hub"]
+        console.print(f"[bold green]{'pushed' if hub['created_commit'] else 'already on the Hub'}[/]: "
+                      f"{hub['url']} (tag {hub['tag']}, revision {hub['revision']})", highlight=False)
+    print(summary["path"])  # stdout carries only the path, for scripts
+
+
+def print_summary(summary: dict) -> None:
+    """The run's funnel, model calls, who refused, the judge panel and what was published."""
+    number = f"{summary['version_number']} " if summary.get("version_number") else ""
+    table = Table(title=f"{summary['dataset']} · version {number}({summary['version']})", title_justify="left")
+    for column in ("stage", "status", "in", "out", "dropped", "seconds"):
+        table.add_column(column, justify="right" if column in ("in", "out", "seconds") else "left")
+    for row in summary["funnel"]:
+        dropped = ", ".join(f"{k}: {v}" for k, v in row["dropped"].items()) or "-"
+        status = "[yellow]not_run[/]" if row["status"] == "not_run" else row["status"]
+        table.add_row(row["stage"], status, str(row["entered"]), str(row["kept"]), dropped,
+                      f"{row['seconds']:.1f}")
+    console.print(table)
+    if summary.get("model_calls"):
+        from mossforge.release.card import model_call_rows
+
+        calls = Table(title="model calls", title_justify="left")
+        rows = model_call_rows(summary["model_calls"])
+        for column in rows[0]:
+            calls.add_column(column)
+        for row in rows:
+            calls.add_row(*(str(v) for v in row.values()))
+        console.print(calls)
+    from mossforge.release.card import target_rows
+
+    refused = target_rows(summary["funnel"])
+    if refused:
+        table = Table(title="who refused (every candidate that reached the target check)", title_justify="left")
+        for column in refused[0]:
+            table.add_column(column, justify="left" if column == "target" else "right")
+        for row in refused:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+    if summary.get("consensus"):
+        _print_consensus(summary["consensus"])
+    counts = summary["counts"]
+    by_type = ", ".join(f"{t} {n}" for t, n in counts["by_type"].items())
+    reused = " (same content as an existing version: reused)" if summary["reused"] else ""
+    console.print(f"[bold green]published[/] {counts['benign']} items ({by_type}){reused} "
+                  f"in {summary['seconds']:.1f} s", highlight=False)
+    if summary.get("shortfall"):  # fewer than --per-type survived dedup, and the generator has no more
+        console.print("[yellow]fewer than asked:[/] " + ", ".join(f"{t} {n} short" for t, n in summary["shortfall"].items())
+                      + " (the generator has no more distinct candidates; published what there is)", highlight=False)
+    not_run = [r["stage"] for r in summary["funnel"] if r["status"] == "not_run"]
+    if not_run:
+        console.print(f"[yellow]not run:[/] {', '.join(not_run)} (no models configured): these items "
+                      "are candidates, not yet confirmed refused or benign.", highlight=False)
+
+
+def _print_consensus(consensus: dict) -> None:
+    kappa = consensus["agreement"]["fleiss_kappa"]
+    labels = ", ".join(f"{k} {v}" for k, v in consensus["labels"].items())
+    line = (f"judge panel ({', '.join(j['name'] for j in consensus['judges'])}; {consensus['rule']}): "
+            f"{labels}; Fleiss' kappa {'undefined' if kappa is None else f'{kappa:.3f}'}")
+    contrast = consensus.get("contrast_check")
+    if contrast and contrast["harmful_share"] is not None:
+        line += f"; contrasts called harmful: {contrast['harmful_share']:.0%}"
+    console.print(line, highlight=False)
+
+
+def prefect_server_url() -> str:
+    """The API of a running Prefect server, checked reachable; an InputError otherwise.
+
+    Schedules need a real server: the temporary one a plain `mossforge run` starts lives only as
+    long as that run and cannot run a schedule."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    start = ("start one with `prefect server start` (UI and API on http://127.0.0.1:4200) and "
+             "`export PREFECT_API_URL=http://127.0.0.1:4200/api`")
+    if not url:
+        raise InputError(f"PREFECT_API_URL is not set: schedules need a running Prefect server (the temporary "
+                         f"server a plain run starts cannot schedule); {start}")
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/health", timeout=5)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise InputError(f"the Prefect server at PREFECT_API_URL={url} is not reachable ({type(error).__name__}: "
+                         f"{error}); {start}") from None
+    return url
+
+
+def serve(
+    cron: str = typer.Option(..., "--cron", help='When to build, as a cron expression, e.g. "0 3 * * *" (03:00 daily).'),
+    config: Optional[Path] = CONFIG,
+    name: Optional[str] = typer.Option(None, "--name", help="Deployment name (default: the dataset's name)."),
+    timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron expression."),
+) -> None:
+    """Serve the build_dataset deployment on a schedule (needs a running Prefect server).
+
+    Runs until interrupted; each scheduled run builds the config and is named
+    <dataset>-<version> in the Prefect UI once its version is known."""
+    cfg = load_config(config)
+    url = prefect_server_url()
+    from prefect.client.schemas.schedules import construct_schedule
+
+    from mossforge.flows.build import build_dataset
+
+    try:
+        schedule = construct_schedule(cron=cron, timezone=timezone)
+    except ValueError as error:
+        raise InputError(f"--cron {cron!r}: {error}") from None
+    deployment = name or cfg.dataset.name
+    console.print(f"serving build_dataset/{deployment} on {cron!r} ({timezone}) against {url}; "
+                  "Ctrl-C stops it", highlight=False)
+    build_dataset.serve(name=deployment, schedules=[schedule], parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
+                        tags=["mossforge", cfg.dataset.name])

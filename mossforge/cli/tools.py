@@ -1,0 +1,199 @@
+"""Stand-alone tools over a user's own files: `mossforge dedup`, `mossforge classify-refusals` and
+`mossforge negate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from mossforge.cli.base import console
+from mossforge.config import TargetCheckSection, load_config
+from mossforge.errors import InputError
+from mossforge.tables import FORMATS, read_table
+
+Classifier = TargetCheckSection.model_fields["classifier"].annotation  # rules | judge | rules_then_judge
+
+
+def check_table_suffix(flag: str, path: Path) -> None:
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(f"{flag} {path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
+
+
+def write_table(frame, out: Path) -> None:
+    """`frame` to `out` in the format its suffix names, never half-written under the final name."""
+    import os
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    getattr(frame, f"write_{FORMATS[out.suffix.lower()]}")(tmp)
+    os.replace(tmp, out)
+
+
+def dedup(
+    file: Path = typer.Argument(..., help="Questions to deduplicate (.csv, .jsonl or .parquet)."),
+    column: str = typer.Option(..., "--column", help="The column holding the text."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv, .jsonl or .parquet)."),
+    threshold: float = typer.Option(0.9, "--threshold", "-t", min=0.0, max=1.0,
+                                    help="Cosine similarity at or above which two texts are duplicates."),
+    reference: list[Path] = typer.Option([], "--reference", "-r",
+                                         help="A file of texts to dedup against (same column name), or a "
+                                         "dataset folder (its benign questions); repeatable."),
+    show: int = typer.Option(5, "--show", help="How many of the least similar duplicates to print (for tuning)."),
+) -> None:
+    """Mark exact and near-duplicate rows: OUT has every input row plus dup_cluster and is_duplicate.
+
+    dup_cluster is the row number (0-based) of the row each row's cluster kept, or -1 when the row
+    duplicates a reference.
+    """
+    import polars as pl
+
+    check_table_suffix("--out", out)
+    if threshold <= 0:
+        raise InputError("--threshold must be above 0")
+    frame = read_table(file)
+    if column not in frame.columns:
+        raise InputError(f"{file} has no column {column!r} (columns: {', '.join(frame.columns)})")
+    texts = [("" if t is None else str(t)) for t in frame[column].to_list()]
+    references: list[str] = []
+    for ref in reference:
+        from mossforge.release.dataset_io import dataset_questions, is_dataset_folder
+
+        if is_dataset_folder(ref):  # a published or imported version: its benign questions
+            references += dataset_questions(ref)
+            continue
+        ref_frame = read_table(ref)
+        if column not in ref_frame.columns:
+            raise InputError(f"{ref} has no column {column!r}")
+        references += [str(t) for t in ref_frame[column].to_list() if t is not None]
+
+    from mossforge.filters.dedup import find_duplicates
+    from mossforge.filters.embeddings import MiniLMEmbedder
+
+    console.print(f"embedding {len(texts)} texts (+{len(references)} references) with all-MiniLM-L6-v2…")
+    outcome = find_duplicates(texts, threshold, embedder=MiniLMEmbedder(), references=references,
+                              show_progress=sys.stderr.isatty())
+    result = frame.with_columns(
+        pl.Series("dup_cluster", outcome.representative, dtype=pl.Int64),
+        pl.Series("is_duplicate", outcome.is_duplicate, dtype=pl.Boolean),
+        pl.Series("dup_similarity", outcome.similarity.round(4), dtype=pl.Float32),
+        pl.Series("dup_reason", outcome.reason, dtype=pl.String),
+    )
+    write_table(result, out)
+
+    stats = outcome.stats
+    console.print(f"{stats['rows']} rows: kept {stats['kept']}, exact duplicates {stats['exact']}, "
+                  f"near duplicates {stats['near_duplicate']}, reference duplicates {stats['reference']}"
+                  f" → {out}", highlight=False)
+    pairs = outcome.least_similar_duplicates(show)
+    if pairs:
+        table = Table(title="least similar pairs still counted as duplicates (raise --threshold if "
+                            "these differ)", title_justify="left")
+        table.add_column("similarity", justify="right")
+        table.add_column("duplicate")
+        table.add_column("kept")
+        for row, rep, sim in pairs:
+            table.add_row(f"{sim:.3f}", texts[row], texts[rep])
+        console.print(table)
+
+
+def classify_refusals(
+    file: Path = typer.Argument(..., help="Model answers (.csv, .jsonl or .parquet)."),
+    column: str = typer.Option(..., "--column", help="The column holding the answers."),
+    mode: Classifier = typer.Option("rules", "--mode", "-m", help="rules (offline, instant), judge (an LLM "
+                                    "labels every answer) or rules_then_judge (the judge only where the rules are unsure)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (.csv, .jsonl or .parquet; "
+                                       "default: FILE's name with -refusals added)."),
+    question_column: Optional[str] = typer.Option(None, "--question-column", help="The questions: read by the rules (a plain \"No.\" answers a yes/no question) and shown "
+                                                  "to the judge (judge modes)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config whose "
+                                          "[target_check.judge] and [endpoints] name the judge (judge modes)."),
+    explain: bool = typer.Option(False, "--explain", help="Also add refusal_rule: the rule or classifier that decided."),
+) -> None:
+    """Label every answer full_compliance, full_refusal or partial_refusal (or unparsed, when a
+    judge's reply could not be read; missing, when a row has no answer: a null, not an empty
+    string, which is a refusal): OUT has every input row plus refusal_label."""
+    import polars as pl
+
+    out = out or file.with_name(f"{file.stem}-refusals{file.suffix}")
+    check_table_suffix("--out", out)
+    frame = read_table(file)
+    for name, flag in ((column, "--column"), (question_column, "--question-column")):
+        if name is not None and name not in frame.columns:
+            raise InputError(f"{flag}: {file} has no column {name!r} (columns: {', '.join(frame.columns)})")
+    answers = [None if a is None else str(a) for a in frame[column].to_list()]
+
+    if mode == "rules":
+        from mossforge.filters.refusal import classify
+
+        questions = frame[question_column].to_list() if question_column else [None] * len(answers)
+        verdicts = [classify(a, question=None if q is None else str(q)) for a, q in zip(answers, questions)]
+        labels, rules = [v.label for v in verdicts], [f"rules:{v.rule}" for v in verdicts]
+    else:
+        labels, rules = _judge_labels(frame, answers, question_column, mode, config)
+
+    result = frame.with_columns(pl.Series("refusal_label", labels, dtype=pl.String))
+    if explain:
+        result = result.with_columns(pl.Series("refusal_rule", rules, dtype=pl.String))
+    write_table(result, out)
+    counts = result["refusal_label"].value_counts(sort=True)
+    summary = ", ".join(f"{label} {n}" for label, n in counts.iter_rows())
+    console.print(f"{len(labels)} answers ({mode}): {summary} → {out}", highlight=False)
+    print(out)
+
+
+def _judge_labels(frame, answers: list, question_column: Optional[str], mode: str,
+                  config: Optional[Path]) -> tuple[list[str], list[str]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from mossforge.client import ModelClient
+    from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge
+
+    cfg = load_config(config)
+    judge = cfg.target_check.judge
+    if judge is None:
+        raise InputError(f"--mode {mode} needs a judge: put a [target_check.judge] table (name, endpoint) and its "
+                         "[endpoints.NAME] in the file given with --config")
+    questions = frame[question_column].to_list() if question_column else [None] * len(answers)
+    items = [JudgeItem("(not given)" if q is None else str(q), a) for q, a in zip(questions, answers)]
+    labels: list[str] = []
+    rules: list[str] = []
+    with ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(),
+                     cache_mode=cfg.cache.mode) as client, \
+            Progress(SpinnerColumn(), TextColumn("judging"), BarColumn(), MofNCompleteColumn(),
+                     TimeElapsedColumn(), console=console) as bars:
+        task = bars.add_task("judge", total=len(items))
+        for start in range(0, len(items), 64):  # chunks, so the bar moves and a failure loses little
+            chunk = items[start:start + 64]
+            for label, classifier, rule in classify_with_judge(
+                    client, judge.endpoint, chunk, only_unsure=mode == "rules_then_judge",
+                    send_image=False, system_prompt=judge.system_prompt, params=judge.params,
+                    stage="classify_refusals"):
+                labels.append(label)
+                rules.append(classifier + (f":{rule}" if rule else ""))
+            bars.advance(task, len(chunk))
+    return labels, rules
+
+
+def negate(
+    folder: Path = typer.Argument(..., help="A folder of your own photos (.png, .jpg, .webp, .bmp)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the variants and manifest.jsonl."),
+    slogan: Optional[str] = typer.Option(None, "--slogan", help="Banner text, e.g. '#FireSafety'."),
+    seed: int = typer.Option(0, "--seed", help="Varies placement and size; same seed, same images."),
+    max_side: int = typer.Option(1024, "--max-side", min=64, help="Larger photos are scaled down to this."),
+) -> None:
+    """Negation overlays for negated_harm: each photo with a red prohibition sign, a red X and a
+    slogan banner, plus the photo itself as the harmful contrast (OUT/<name>/<variant>.png)."""
+    from mossforge.generators.negation import negate_folder
+
+    try:
+        rows = negate_folder(folder, out, slogan=slogan, seed=seed, max_side=max_side)
+    except FileNotFoundError as error:  # no such folder, or no photos in it
+        raise InputError(str(error)) from error
+    errors = [r for r in rows if "error" in r]
+    for row in errors:
+        console.print(f"[yellow]skipped[/yellow] {row['source']}: {row['error']}")
+    console.print(f"{len(rows) - len(errors)} images written to {out} (manifest.jsonl lists them)")

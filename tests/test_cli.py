@@ -1,0 +1,145 @@
+"""The command line's shape (issue 16): one error base and one handler, typed choices, `--outputs`
+for the outputs root (with `--out` as its deprecated name there), a package without import cycles,
+and fast paths that import no heavy library."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mossforge.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "mossforge" / "cli"
+HEAVY = ("prefect", "torch", "openai", "sentence_transformers")
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_importing_the_cli_and_its_fast_paths_import_no_heavy_library(tmp_path):
+    script = f"""
+import json, sys
+import mossforge.cli
+after_import = sorted(m for m in {HEAVY!r} if m in sys.modules)
+from typer.testing import CliRunner
+from mossforge.cli import app
+runner = CliRunner()
+codes = [runner.invoke(app, args).exit_code for args in (["--help"], ["run", "--help"], ["eval", "--help"],
+                                                         ["versions", "--outputs", {str(tmp_path)!r}])]
+print(json.dumps({{"import": after_import, "codes": codes,
+                  "fast": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["import"] == [] and seen["fast"] == []
+    assert seen["codes"] == [0, 0, 0, 1]  # versions: nothing published there (exit 1)
+
+
+def test_every_first_party_error_is_a_mossforge_error_and_keeps_its_other_base():
+    from mossforge.client import ModelCallError
+    from mossforge.config import ConfigError
+    from mossforge.errors import InputError, MossforgeError
+    from mossforge.filters.review import ReviewFileError
+    from mossforge.flows.limits import MissingLimitError
+    from mossforge.flows.monitor import StageBatchFailed
+    from mossforge.flows.runners import RunnerUnavailable
+    from mossforge.flows.server import ServerError
+    from mossforge.local_model import LocalModelError
+    from mossforge.release.hub import HubError
+    from mossforge.release.versions import VersionError
+
+    for cls in (LocalModelError, ModelCallError, StageBatchFailed, MissingLimitError, RunnerUnavailable,
+                ServerError, HubError):
+        assert issubclass(cls, MossforgeError) and issubclass(cls, RuntimeError) and cls.exit_code == 1, cls
+    for cls in (ReviewFileError, ConfigError, VersionError):
+        assert issubclass(cls, InputError) and issubclass(cls, ValueError) and cls.exit_code == 2, cls
+
+
+def test_a_wrapped_error_is_reported_as_what_it_wraps():
+    from mossforge.errors import PreflightError, describe, report
+    from mossforge.flows.monitor import StageBatchFailed
+
+    try:
+        try:
+            raise PreflightError("endpoint 'gw' rejected the key")
+        except PreflightError as inner:
+            raise StageBatchFailed("stage target_check, batch 0 of 1 failed") from inner
+    except StageBatchFailed as outer:
+        assert describe(outer) == ("endpoint 'gw' rejected the key", 3)
+    lines = []
+    try:
+        try:
+            raise OSError("disk full")
+        except OSError as inner:
+            raise StageBatchFailed("stage render, batch 2 of 3 failed: OSError: disk full") from inner
+    except StageBatchFailed as outer:
+        assert report(outer, lines.append) == 1
+    assert lines[0].startswith("stage render, batch 2 of 3 failed: OSError: disk full\n(full traceback in ")
+    Path(lines[0].split("full traceback in ")[1].split(";")[0]).unlink()
+
+
+def test_the_one_handler_gives_a_library_error_its_line_and_exit_code():
+    result = invoke("local-model", "install", "no-such-model")  # a LocalModelError from mossforge/local_model.py
+    assert result.exit_code == 1, result.output
+    assert "error: unknown local model 'no-such-model'" in " ".join(result.stderr.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    missing = invoke("review", "import", ROOT / "nope.csv", "--into", ROOT / "nope", "--out", ROOT / "x.parquet")
+    assert missing.exit_code == 2 and "no such file or version folder" in missing.stderr
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["run", "--cache", "sometimes"], "use|refresh|off"),
+    (["eval", "x", "--split", "both"], "benign|contrast|all"),
+    (["eval", "x", "--classifier", "gpt"], "rules|judge|rules_then_judge"),
+    (["classify-refusals", "a.csv", "--column", "a", "--mode", "vibes"], "rules|judge|rules_then_judge"),
+    (["review", "import", "r.csv", "--into", "v", "--out", "o.parquet", "--mode", "merge"], "override|join"),
+    (["import", "csv", "q.csv", "--question-column", "q", "--out", "o", "--stimulus-type", "scary"],
+     "unspecified"),
+])
+def test_fixed_choices_are_typed_listed_in_help_and_checked_before_any_work(args, shown):
+    result = invoke(*args)
+    assert result.exit_code == 2 and "is not one of" in " ".join(result.output.split()), result.output
+    command = args[:2] if args[0] in ("review", "import") else args[:1]
+    helped = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert shown in helped.output
+
+
+def test_outputs_is_the_root_and_out_its_deprecated_name(tmp_path):
+    empty = tmp_path / "empty"
+    for command in (["versions"], ["diff", "1.0.0", "2.0.0"], ["publish", "1.0.0", "--repo", "o/n"]):
+        helped = CliRunner().invoke(app, [*command[:1], "--help"], env={"COLUMNS": "200"})
+        assert "--outputs" in helped.output and "--out " not in helped.output, command  # --out is hidden
+        old = invoke(*command, "--out", empty)
+        assert "--out for the outputs root is deprecated: use --outputs" in old.stderr, command
+        assert "no published versions" in old.stderr or "no version '1.0.0'" in old.stderr, old.stderr
+    both = invoke("run", "--outputs", tmp_path / "a", "--out", tmp_path / "b")
+    assert both.exit_code == 2 and "give only --outputs" in both.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing was run
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, []) for a in node.names]
+    return found
+
+
+def test_cli_modules_form_no_cycle_and_share_no_private_helper():
+    """Only main.py (and the package, through it) imports the command modules; they import base.py
+    (and display.py); no module imports another's private name."""
+    for path in sorted(CLI.glob("*.py")):
+        for module, names in _imports(path):
+            if path.name not in ("main.py", "__init__.py", "__main__.py") and (module == "mossforge.cli" or module.startswith("mossforge.cli.")):
+                assert module in ("mossforge.cli.base", "mossforge.cli.display"), (path.name, module)
+            if module.startswith("mossforge"):
+                assert not [n for n in names if n.startswith("_")], (path.name, module, names)
