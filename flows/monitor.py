@@ -127,27 +127,26 @@ def worker_calls(config: dict) -> Iterator[None]:
     endpoints' global slots, and whose counts are left in a file the flow collects."""
     from prefect.context import TaskRunContext
 
+    from mossforge import run_state
     from mossforge.flows import limits
-    from mossforge.flows import stages
 
     if limits.in_flow_process():
         yield
         return
     limits.install_call_slots()
     task_run = TaskRunContext.get().task_run
-    token = stages.client_scope.set(str(task_run.id))
     cfg = config_from_dict(config)
-    try:
-        yield
-    finally:
-        rows = stages.close_scoped_client(cfg)
-        stages.client_scope.reset(token)
-        if rows:
-            folder = _calls_dir(cfg, task_run.flow_run_id)
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{task_run.id}.tmp"
-            tmp.write_text(json.dumps(rows), encoding="utf-8")
-            os.replace(tmp, folder / f"{task_run.id}.json")
+    with run_state.client_scope(str(task_run.id)):
+        try:
+            yield
+        finally:
+            rows = run_state.close_scoped_client(cfg)
+            if rows:
+                folder = _calls_dir(cfg, task_run.flow_run_id)
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".{task_run.id}.tmp"
+                tmp.write_text(json.dumps(rows), encoding="utf-8")
+                os.replace(tmp, folder / f"{task_run.id}.json")
 
 
 def collect_worker_calls(cfg: Config) -> list[dict]:
