@@ -207,7 +207,7 @@ def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funne
     started = time.perf_counter()
     cfg = config_from_dict(config)
     records = read_records(paths)
-    dropped = read_records(dropped_paths)
+    dropped = read_records(p for p in dropped_paths if Path(p).exists())
     for record in records:
         record.status = "accepted"
     report = StageReport("publish", True, len(records), len(records))

@@ -83,12 +83,6 @@ def all_cached(stage: str) -> bool:
     return bool(hits) and all(hits)
 
 
-def result_of(state, stage: str):
-    """The result of a task run's final state (raising its error), noting whether it was cached."""
-    _note_cached(stage, [state])
-    return state.result()
-
-
 def wait_with_progress(futures: list, stage: str) -> list:
     """Results of `futures` in submission order; a progress artifact moves as they finish."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
