@@ -29,7 +29,9 @@ from conftest import make_candidate  # noqa: E402
 from openai_server import in_child_process, serve  # noqa: E402
 
 from mossforge.filters.judges import Panel  # noqa: E402
-from mossforge.flows import stages  # noqa: E402
+from mossforge.run_state import close_model_client  # noqa: E402
+from mossforge.stage import rebatch, run_stage as run_one, write_records  # noqa: E402
+from mossforge.stages.consensus_label import ConsensusLabelStage  # noqa: E402
 from mossforge.client import ModelClient  # noqa: E402
 from mossforge.config import load_config  # noqa: E402
 from mossforge.images import ImageStore  # noqa: E402
@@ -93,13 +95,15 @@ def run_panel(cfg, records, store: ImageStore, count) -> dict:
 def run_stage(cfg, records, store: ImageStore, tmp: Path, count, workers: int) -> dict:
     """The stage's batches on `workers` threads, as the flow's task runner (run.max_workers) runs them."""
     before = count.value
-    batches = stages._rebatch(records, tmp / "in", cfg.consensus.batch_size)
+    batches = rebatch([write_records(records, tmp / "all.parquet")], cfg.consensus.batch_size, tmp / "in")
+    stage = ConsensusLabelStage()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        outs = list(pool.map(lambda p: stages.consensus_batch(cfg, p, tmp / "run", str(store.root)), batches))
+        outs = list(pool.map(lambda p: run_one(stage, cfg, [p], tmp / "run", Path(p).stem, str(store.root)),
+                             batches))
     elapsed = time.perf_counter() - start
-    calls = stages.close_model_client(cfg)
-    kept = sum(out["report"].kept for out in outs)
+    calls = close_model_client(cfg)
+    kept = sum(out.report.kept for out in outs)
     return {"elapsed": elapsed, "requests": calls["total"]["requests"], "calls": count.value - before,
             "hits": calls["total"]["cache_hits"], "valid": kept, "items": len(records)}
 

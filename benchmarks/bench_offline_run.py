@@ -35,7 +35,8 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mossforge-bench-p
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from mossforge.flows import stages  # noqa: E402
+from mossforge import stages  # noqa: E402
+from mossforge.stage import read_records, rebatch, run_stage  # noqa: E402
 from mossforge.release.publish import publish_local  # noqa: E402
 from mossforge.config import Config, load_config  # noqa: E402
 
@@ -54,20 +55,26 @@ def run_direct(cfg: Config) -> dict[str, float]:
         times[stage] = time.perf_counter() - t0
         return result
 
-    slot_paths, _ = timed("plan", lambda: stages.plan_stage(cfg, run_dir))
-    generated = timed("generate", lambda: [
-        stages.generate_batch(cfg, p, str(run_dir / "generate" / Path(p).name))[0] for p in slot_paths])
-    unique, report = timed("dedup", lambda: stages.dedup_stage(cfg, generated, run_dir))
-    rendered = timed("render", lambda: [
-        stages.render_batch(cfg, p, str(run_dir / "render" / Path(p).name), str(work / "images"))[0]
-        for p in unique])
-    checked, _ = timed("target_check", lambda: stages.not_run_stage("target_check", rendered, ""))
-    labelled, _ = timed("consensus_label", lambda: stages.not_run_stage("consensus_label", checked, ""))
+    # the pipeline list, each stage through the stage runner (no top-up round: one pass)
+    image_root = str(work / "images")
+    paths: list[str] = []
+    dropped: list[str] = []
+    for step in stages.PIPELINE:
+        def one(step=step, paths=paths):
+            if step.scope == "all" or step.not_run_reason(cfg) is not None:
+                return [run_stage(step, cfg, paths, run_dir, "all", image_root)]
+            size = step.batch_size(cfg)
+            inputs = rebatch(paths, size, run_dir / "batches" / step.name) if size and paths else paths
+            return [run_stage(step, cfg, [p], run_dir, Path(p).stem, image_root) for p in inputs]
+
+        t0 = time.perf_counter()
+        results = one()
+        times[step.funnel_row] = times.get(step.funnel_row, 0.0) + time.perf_counter() - t0
+        paths = [p for r in results for p in r.kept]
+        dropped += [p for r in results for p in r.dropped]
 
     def publish():
-        records = stages.read_records(labelled)
-        dropped = stages.read_records([run_dir / "dropped" / "dedup.parquet"])
-        return publish_local(records, dropped, cfg, [], work / "images")
+        return publish_local(read_records(paths), read_records(dropped), cfg, [], work / "images")
 
     timed("publish", publish)
     return times

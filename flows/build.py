@@ -1,18 +1,20 @@
-"""The `build_dataset` Prefect flow: plan → generate → dedup → render → target check →
-consensus label → publish, one task per stage and batch.
+"""The `build_dataset` Prefect flow: the pipeline list of `mossforge.stages` (plan → generate →
+dedup → render → target check → consensus label), then publish; one cached task per stage and batch.
 
 Tasks pass paths of parquet batches, never records or images. Each cached task's key is its
-inputs (the config, its input paths, the hash of mossforge's sources), and its result is
-persisted, so running the same config again reuses every finished stage, and a killed run
-resumes where it stopped.
+inputs (the config's content hash, the stage, its input paths, the stage's extra cache inputs, the
+hash of mossforge's sources), and its result is persisted, so running the same config again reuses
+every finished stage, and a killed run resumes where it stopped. `run_through` sends a subset of
+records back through named stages for a round (the refinement loop uses it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -24,102 +26,179 @@ from mossforge.flows import limits
 from mossforge.flows import monitor
 from mossforge import progress
 from mossforge.flows import runners
-from mossforge.flows import stages
+from mossforge import run_state
+from mossforge import stages
+from mossforge.stage import StageReport, StageResult, chain_reports, count_rows, merge_reports, rebatch, read_records, run_stage
 from mossforge.release.card import funnel_table, judging_section, model_call_rows, target_rows
 from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
-from mossforge.release.publish import dataset_lock, list_versions, publish_local
+from mossforge.stages.dedup import survived
+from mossforge.stages.plan import drawn as plan_drawn, slot_counts
+from mossforge.release.publish import dataset_lock, publish_local
 from mossforge.generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge import source_hash
-from mossforge.config import PUBLISH_TARGET_KEYS, RUN_POLICY_KEYS, Config, config_from_dict
+from mossforge.config import Config, config_from_dict
 from mossforge.preflight import check_failures, check_not_empty, check_run
 
-_CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+# The config's content hash stands for the config in the cache key (`config_key`): the fields marked
+# as not affecting output (mossforge/config.py) change neither the hash nor any task's key, while
+# the task still gets the whole config (where the model cache and earlier versions are).
+_CACHED = {"cache_policy": (INPUTS - "config") + TASK_SOURCE, "persist_result": True}
 
 
-@task(name="plan", **_CACHED)
-def plan_task(config: dict, run_dir: str, code: str, draw: dict | None = None, drawn: dict | None = None,
-              round_: int = 0):
-    return stages.plan_stage(config_from_dict(config), Path(run_dir), draw, drawn, round_)
-
-
-@task(name="generate", task_run_name="generate-{batch}", **_CACHED)
-def generate_task(config: dict, slots_path: str, out_path: str, batch: int, code: str):
-    with monitor.worker_calls(config):
-        return stages.generate_batch(config_from_dict(config), slots_path, out_path)
-
-
-@task(name="dedup", **_CACHED)
-def dedup_task(config: dict, paths: list[str], run_dir: str, published: list[str], code: str):
-    # `published` (ids of other versions) is unused here but part of the cache key: a cached
-    # result is not reused after a version it should be deduplicated against appears.
-    return stages.dedup_stage(config_from_dict(config), paths, Path(run_dir))
-
-
-@task(name="render", task_run_name="render-{batch}", **_CACHED)
-def render_task(config: dict, in_path: str, out_path: str, image_root: str, batch: int, code: str):
+@task(name="stage", task_run_name="{stage}-{batch}", **_CACHED)
+def stage_task(stage: str, config: dict, config_key: str, in_paths: list[str], run_dir: str, batch: str,
+               image_root: str, params: dict, cache_inputs: dict, code: str) -> StageResult:
+    """One stage over one batch (or, for a whole-set stage, over all of them). `cache_inputs` (the
+    stage's `cache_inputs(config)`) is unused here but part of the cache key."""
     cfg = config_from_dict(config)
-    with monitor.worker_calls(config):  # the image_api renderer calls models
-        if cfg.render.renderer == "diffusion":  # one diffusion batch on a GPU at a time, across workers
-            with gpu_slot(cfg.render.diffusion.gpu_limit):
-                return stages.render_batch(cfg, in_path, out_path, image_root)
-        return stages.render_batch(cfg, in_path, out_path, image_root)
+    step = stages.by_name(stage)
+    with contextlib.ExitStack() as stack:
+        if step.uses_models(cfg):  # a worker process's calls are counted and sent to the flow
+            stack.enter_context(monitor.worker_calls(config))
+        if step.needs_gpu(cfg):  # one diffusion batch on a GPU at a time, across workers
+            stack.enter_context(gpu_slot(cfg.render.diffusion.gpu_limit))
+        return run_stage(step, cfg, in_paths, Path(run_dir), batch, image_root, params)
 
 
-@task(name="image_dedup", **_CACHED)
-def image_dedup_task(config: dict, paths: list[str], run_dir: str, code: str):
-    return stages.image_dedup_stage(config_from_dict(config), paths, Path(run_dir))
+class Run:
+    """One build's stages as Prefect tasks: where they write, their cache key, the funnel so far.
 
+    `stage(...)` runs one stage (one task per batch, or one for a whole-set stage; a stage that
+    does not run for the config passes its input through), `run_through(...)` a list of them."""
 
-@task(name="target_check", task_run_name="target_check-{batch}", **_CACHED)
-def target_check_task(config: dict, in_path: str, out_path: str, dropped_path: str, image_root: str,
-                      batch: int, code: str):
-    with monitor.worker_calls(config):
-        return stages.target_check_batch(config_from_dict(config), in_path, out_path, dropped_path,
-                                         image_root)
+    def __init__(self, cfg: Config, fresh: bool = False) -> None:
+        self.cfg = cfg
+        self.config = cfg.model_dump(mode="json")
+        self.key = cfg.config_hash()
+        self.run_dir = cfg.run.work_path() / self.key
+        self.image_root = str(cfg.run.work_path() / "images")
+        self.code = source_hash()
+        # --fresh, or a model cache set to refresh: recompute instead of reusing cached results
+        self.option = {"refresh_cache": True} if fresh or cfg.cache.mode == "refresh" else {}
+        self.timings: dict[str, float] = {}
+        self.stats: dict[str, list] = {}  # stage -> each batch's stats (for Stage.summarize)
 
+    def timed(self, row: str, fn, total=None):
+        """The one clock of a funnel row: bars, funnel and manifest agree."""
+        progress.event("stage_start", stage=row, total=total)
+        t0 = time.perf_counter()
+        result = fn()
+        self.timings[row] = round(self.timings.get(row, 0.0) + time.perf_counter() - t0, 3)
+        return result
 
-def _target_check(cfg: Config, config: dict, paths: list[str], run_dir: Path, image_root: str,
-                  code: str, option: dict) -> tuple[list[str], list[str], stages.StageReport]:
-    """One target-check task per batch when targets are configured; `not_run` otherwise."""
-    if not cfg.targets:
-        kept, report = stages.not_run_stage("target_check", paths, "no targets configured")
-        return kept, [], report
-    calls = [{"config": config, "in_path": p, "out_path": str(run_dir / "target_check" / Path(p).name),
-              "dropped_path": str(run_dir / "dropped" / f"target_check-{Path(p).name}"),
-              "image_root": image_root, "batch": i, "code": code} for i, p in enumerate(paths)]
-    checked = _map(target_check_task.with_options(**option), calls, "target_check")
-    return ([p for p, _ in checked], [c["dropped_path"] for c in calls],
-            stages.merge_reports("target_check", (r for _, r in checked)))
+    def stage(self, step, in_paths: Sequence[str], prefix: str = "", params: dict | None = None,
+              ) -> tuple[list[str], list[str], StageReport]:
+        """Run `step` over `in_paths`; its kept paths, dropped paths and funnel row. Batch names
+        (and the files under `<run_dir>/<stage>/`) start with `prefix` (a round)."""
+        cfg, in_paths = self.cfg, [str(p) for p in in_paths]
+        total = count_rows(in_paths) if in_paths else None
+        if step.not_run_reason(cfg) is not None:  # every record passes through, not_run
+            result = self.timed(step.funnel_row, lambda: run_stage(step, cfg, in_paths, self.run_dir, prefix + "all"),
+                                total)
+            return result.kept, result.dropped, result.report
+        if step.scope == "all":
+            batches = [(prefix + "all", in_paths)]
+        else:
+            size = step.batch_size(cfg)
+            inputs = (rebatch(in_paths, size, self.run_dir / "batches" / step.name, prefix)
+                      if size and in_paths else in_paths)
+            batches = [(Path(p).stem, [p]) for p in inputs]
+        extra = step.cache_inputs(cfg)
+        task_fn = stage_task.with_options(name=step.name, **self.option)
+        calls = [{"stage": step.name, "config": self.config, "config_key": self.key, "in_paths": paths,
+                  "run_dir": str(self.run_dir), "batch": batch, "image_root": self.image_root,
+                  "params": params or {}, "cache_inputs": extra, "code": self.code} for batch, paths in batches]
 
+        def run():
+            with runners.gpu_request(cfg) if step.needs_gpu(cfg) else contextlib.nullcontext():
+                return _map(task_fn, calls, step.name)
 
-@task(name="consensus_label")
-def consensus_label_task(paths: list[str]):
-    return stages.not_run_stage("consensus_label", paths, "no judges configured")
+        results = self.timed(step.funnel_row, run, total)
+        self.stats.setdefault(step.name, []).extend(r.stats for r in results if r.report.ran)
+        return ([p for r in results for p in r.kept], [p for r in results for p in r.dropped],
+                merge_reports(step.funnel_row, (r.report for r in results)))
 
+    def run_through(self, names: Sequence[str], paths: Sequence[str], round: int = 0,
+                    ) -> tuple[list[str], list[str], list[StageReport]]:
+        """Send the records of `paths` through the named stages in pipeline order, for round
+        `round` (its batches are named `r<round>-...`; round 0: the main pass). Returns the kept
+        paths, the dropped paths and one funnel row per row name (stages that share a row are
+        chained), each marked cached when every task of it came from Prefect's cache."""
+        prefix = f"r{round}-" if round else ""
+        steps = [s for s in stages.PIPELINE if s.name in set(names)]
+        unknown = set(names) - {s.name for s in steps}
+        if unknown:
+            raise KeyError(f"run_through: no stage named {', '.join(sorted(unknown))} "
+                           f"(stages: {', '.join(s.name for s in stages.PIPELINE)})")
+        dropped: list[str] = []
+        rows: dict[str, list[tuple[str, StageReport]]] = {}
+        for step in steps:
+            paths, gone, report = self.stage(step, paths, prefix)
+            dropped += gone
+            rows.setdefault(step.funnel_row, []).append((step.name, report))
+        return list(paths), dropped, [self.close(row, parts) for row, parts in rows.items()]
 
-@task(name="consensus_label", task_run_name="consensus-{batch}", **_CACHED)
-def consensus_batch_task(config: dict, in_path: str, run_dir: str, image_root: str, batch: int, code: str,
-                         human_labels: str | None):
-    # `human_labels` (the reviewed CSV's sha256) is unused here but part of the cache key.
-    with monitor.worker_calls(config):
-        return stages.consensus_batch(config_from_dict(config), in_path, Path(run_dir), image_root)
+    def close(self, row: str, parts: list[tuple[str, StageReport]]) -> StageReport:
+        """The funnel row of `parts` (stage name, report) run one after the other."""
+        report = chain_reports(row, [r for _, r in parts]) if len(parts) > 1 else parts[0][1]
+        report.seconds = self.timings.get(row, report.seconds)
+        hits = [monitor.all_cached(name) for name, r in parts if r.ran]  # (pops what the tasks noted)
+        report.cached = report.ran and bool(hits) and all(hits)
+        progress.event("stage_done", stage=row, status=report.status, seconds=report.seconds,
+                       entered=report.entered, kept=report.kept)
+        return report
 
+    def top_up(self) -> tuple[list[str], list[str], list[StageReport], dict[str, int]]:
+        """The pipeline up to dedup (plan → generate → dedup), topped up until `plan.per_type` of
+        each type survive dedup (or the generator has no more): a larger draw extends a smaller one,
+        earlier batches stay cached. Returns dedup's kept paths, the dropped paths, the rows, and
+        the shortfall per type."""
+        pipeline = list(stages.PIPELINE)
+        names = [s.name for s in pipeline]
+        plan, dedup = pipeline[names.index("plan")], pipeline[names.index("dedup")]
+        middle = pipeline[names.index("plan") + 1:names.index("dedup")]  # generate (per batch, accumulated)
+        reports: dict[str, list[StageReport]] = {s.name: [] for s in [plan, *middle]}
+        made: list[str] = []
+        kept_dropped: list[str] = []  # drops of the per-batch stages, every round
+        draw, drawn, available = None, {}, None
+        for round_ in range(MAX_ROUNDS):
+            prefix = f"t{round_}-" if round_ else ""
+            slots, _, report = self.stage(plan, [], prefix, {"draw": draw, "already": drawn, "round": round_})
+            reports["plan"].append(report)
+            new = slots
+            for step in middle:
+                new, gone, step_report = self.stage(step, new, prefix)
+                reports[step.name].append(step_report)
+                kept_dropped += gone
+            made += new
+            unique, dedup_dropped, dedup_report = self.stage(dedup, made, prefix)
+            drawn = {t: drawn.get(t, 0) + n for t, n in plan_drawn(report).items()}
+            available = available or slot_counts(self.cfg)
+            draw = next_draw(self.cfg.plan.per_type, drawn, survived(dedup_report), available)
+            if draw is None:
+                break
+        short = shortfall(self.cfg.plan.per_type, survived(dedup_report))
+        if short:
+            dedup_report.note = "; ".join(filter(None, [dedup_report.note, "the generator has no more: " + ", ".join(
+                f"{t} {self.cfg.plan.per_type - n} of {self.cfg.plan.per_type}" for t, n in short.items())]))
+        rows = [self.close(s.name, [(s.name, merge_reports(s.funnel_row, reports[s.name]))]) for s in [plan, *middle]]
+        rows.append(self.close(dedup.funnel_row, [(dedup.name, dedup_report)]))
+        return unique, kept_dropped + dedup_dropped, rows, short
 
-def _consensus(cfg: Config, config: dict, paths: list[str], run_dir: Path, image_root: str, code: str,
-               option: dict) -> tuple[list[str], list[str], stages.StageReport, list[dict] | None]:
-    """The judge panel over every batch, or `not_run` when no judges are configured. Returns the
-    survivors' paths (controversial ones included when that split is configured), the dropped
-    items' paths, the funnel row and each batch's panel statistics."""
-    if not cfg.judges:
-        labelled, report = consensus_label_task(paths)
-        return labelled, [], report, None
-    batches = stages._rebatch(stages.read_records(paths), run_dir / "consensus_in", cfg.consensus.batch_size)
-    digest = stages.human_labels_digest(cfg)
-    results = _map(consensus_batch_task.with_options(**option), [
-        {"config": config, "in_path": p, "run_dir": str(run_dir), "image_root": image_root, "batch": i,
-         "code": code, "human_labels": digest} for i, p in enumerate(batches)], "consensus_label")
-    return ([r["path"] for r in results], [r["dropped"] for r in results],
-            stages.merge_reports("consensus_label", (r["report"] for r in results)), [r["stats"] for r in results])
+    def after(self, name: str) -> list[str]:
+        """The names of the pipeline's stages after `name`."""
+        names = [s.name for s in stages.PIPELINE]
+        return names[names.index(name) + 1:]
+
+    def summaries(self, model_calls: dict | None) -> dict[str, dict]:
+        """Each stage's whole-run summary (`Stage.summarize`) from its batches' stats."""
+        out = {}
+        for step in stages.PIPELINE:
+            if self.stats.get(step.name):
+                summary = step.summarize(self.cfg, self.stats[step.name], model_calls)
+                if summary is not None:
+                    out[step.name] = summary
+        return out
 
 
 @task(name="publish")
@@ -127,11 +206,11 @@ def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funne
                  image_root: str, model_calls: dict | None = None, consensus: dict | None = None) -> dict:
     started = time.perf_counter()
     cfg = config_from_dict(config)
-    records = stages.read_records(paths)
-    dropped = stages.read_records(p for p in dropped_paths if Path(p).exists())
+    records = read_records(paths)
+    dropped = read_records(p for p in dropped_paths if Path(p).exists())
     for record in records:
         record.status = "accepted"
-    report = stages.StageReport("publish", True, len(records), len(records))
+    report = StageReport("publish", True, len(records), len(records))
     version = publish_local(records, dropped, cfg, [*funnel, report.as_dict()], Path(image_root),
                             model_calls, consensus=consensus)
     report.seconds = time.perf_counter() - started
@@ -164,11 +243,6 @@ def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:
     return monitor.wait_with_progress(futures, stage)
 
 
-def _call(task_fn, stage: str, *args):
-    """Run one task in the flow's thread; whether Prefect took its result from the cache is noted."""
-    return monitor.result_of(task_fn(*args, return_state=True), stage)
-
-
 @flow(name="build_dataset", task_runner=ThreadPoolTaskRunner(max_workers=2),
       flow_run_name=monitor.initial_run_name)
 def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bool = False) -> dict:
@@ -195,106 +269,31 @@ def _notify(message: str) -> None:
 
 
 def _build(cfg: Config, fresh: bool) -> dict:
-    # What tasks receive is part of their cache key: leave out what cannot change a result.
-    # Nor where the version is pushed: setting a Hub repo must not recompute any stage.
-    config = cfg.model_dump(mode="json", exclude={"run": set(runners.RUNNER_KEYS) | set(RUN_POLICY_KEYS), "dataset": set(PUBLISH_TARGET_KEYS)})
-    work = cfg.run.work_path()
-    run_dir = work / cfg.config_hash()
-    image_root = str(work / "images")
-    code = source_hash()
-    option = {"refresh_cache": True} if fresh else {}
+    run = Run(cfg, fresh)
     started = time.perf_counter()
-    funnel: list[stages.StageReport] = []
-    timings: dict[str, float] = {}
     limit_slots = limits.ensure_run_limits(cfg)  # before any task runs
     progress.event("flow_run", id=str(FlowRunContext.get().flow_run.id), name=FlowRunContext.get().flow_run.name)
-
-    def timed(stage, fn, total=None):  # the one clock of a stage: bars, funnel and manifest agree
-        progress.event("stage_start", stage=stage, total=total)
-        t0 = time.perf_counter()
-        result = fn()
-        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - t0, 3)
-        return result
-
-    def close(report: stages.StageReport) -> None:
-        report.seconds = timings.get(report.stage, report.seconds)
-        report.cached = report.ran and monitor.all_cached(report.stage)
-        funnel.append(report)
-        progress.event("stage_done", stage=report.stage, status=report.status, seconds=report.seconds,
-                       entered=report.entered, kept=report.kept)
-
-    # Versions this same config published hold the same items (same ids), which dedup never
-    # counts against themselves: only other versions can change its result (and its cache key).
-    published = [m["version"] for m in list_versions(Path(cfg.run.out_dir), cfg.dataset.name)
-                 if m["config_hash"] != cfg.config_hash()]
-    # plan → generate → dedup, topped up until plan.per_type of each type survive dedup (or the
-    # generator has no more): a larger draw extends a smaller one, earlier batches stay cached.
-    plans, generated, draw, drawn, available = [], [], None, {}, None
-    for round_ in range(MAX_ROUNDS):
-        slot_paths, report = timed("plan", lambda: _call(plan_task.with_options(**option), "plan",
-                                                         config, str(run_dir), code, draw, drawn, round_))
-        plans.append(report)
-        generated += timed("generate", lambda: _map(generate_task.with_options(**option), [
-            {"config": config, "slots_path": p, "out_path": str(run_dir / "generate" / Path(p).name),
-             "batch": len(generated) + i, "code": code} for i, p in enumerate(slot_paths)], "generate"),
-            total=sum(r.kept for r in plans))
-        unique_paths, dedup_report = timed("dedup", lambda: _call(dedup_task.with_options(**option), "dedup",
-            config, [p for p, _ in generated], str(run_dir), published, code),
-            total=sum(r.kept for _, r in generated))
-        drawn = {k.split(":", 1)[1]: drawn.get(k.split(":", 1)[1], 0) + v
-                 for k, v in report.details.items() if k.startswith("drawn:")}
-        available = available or stages.slot_counts(cfg)
-        draw = next_draw(cfg.plan.per_type, drawn, stages.survived(dedup_report), available)
-        if draw is None:
-            break
-    short = shortfall(cfg.plan.per_type, stages.survived(dedup_report))
-    if short:
-        dedup_report.note = "; ".join(filter(None, [dedup_report.note, "the generator has no more: " + ", ".join(
-            f"{t} {cfg.plan.per_type - n} of {cfg.plan.per_type}" for t, n in short.items())]))
-    for merged in (stages.merge_reports("plan", plans), stages.merge_reports("generate", (r for _, r in generated)),
-                   dedup_report):
-        close(merged)
-
-    if cfg.render.renderer == "diffusion":  # before any render task asks for it (strictly)
+    if runners.needs_gpu(cfg):  # before any render task asks for it (strictly)
         ensure_gpu_limit(cfg.render.diffusion.gpu_limit, cfg.render.diffusion.gpu_slots)
 
-    def render():
-        with runners.gpu_request(cfg):  # diffusion tasks ask the runner for a GPU
-            rendered = _map(render_task.with_options(**option), [
-                {"config": config, "in_path": p, "out_path": str(run_dir / "render" / Path(p).name),
-                 "image_root": image_root, "batch": i, "code": code}
-                for i, p in enumerate(unique_paths)
-            ], "render")
-        if cfg.render.renderer == "offline":  # offline scene cards share layouts by design: not checked
-            return rendered, [p for p, _ in rendered], None
-        return rendered, *image_dedup_task.with_options(**option)(config, [p for p, _ in rendered],
-                                                                  str(run_dir), code)
-
-    rendered, render_paths, near_duplicates = timed("render", render, total=funnel[-1].kept)
-    close(stages.with_image_dedup(stages.merge_reports("render", (r for _, r in rendered)), near_duplicates))
-
-    checked, target_dropped, report = timed("target_check", lambda: _target_check(
-        cfg, config, render_paths, run_dir, image_root, code, option), total=funnel[-1].kept)
-    close(report)
-    labelled, judge_dropped, report, panel = timed("consensus_label", lambda: _consensus(
-        cfg, config, checked, run_dir, image_root, code, option), total=report.kept)
-    close(report)
+    # The pipeline: plan → generate → dedup (topped up), then every later stage of the list.
+    paths, dropped, funnel, short = run.top_up()
+    paths, more_dropped, rows = run.run_through(run.after("dedup"), paths)
+    dropped += more_dropped
+    funnel += rows
 
     # Every model stage has finished: the accounting is complete (zero calls for cached stages).
     # (with calls made in worker processes, Dask or Ray, counted there and collected here)
-    model_calls = stages.close_model_client(cfg, monitor.collect_worker_calls(cfg))
+    model_calls = run_state.close_model_client(cfg, monitor.collect_worker_calls(cfg))
     check_failures(model_calls, cfg.run.max_failed_share)  # a stage whose calls failed publishes nothing
     check_not_empty(funnel[-1].kept, cfg.run.allow_empty, cfg.dataset.name, [r.as_dict() for r in funnel])
-    consensus = stages.consensus_summary(cfg, panel, model_calls) if panel is not None else None
-    dropped_paths = [str(run_dir / "dropped" / f"{s}.parquet") for s in stages.STAGES] + target_dropped
-    dropped_paths += judge_dropped
-    dropped_paths += [str(stages.render_dropped_path(p)) for p, _ in rendered]
-    dropped_paths.append(str(run_dir / "dropped" / "render-near-duplicates.parquet"))
-    result = timed("publish", lambda: publish_task(
-        config, labelled, dropped_paths, [r.as_dict() for r in funnel], image_root, model_calls, consensus))
+    consensus = run.summaries(model_calls).get("consensus_label")
+    result = run.timed("publish", lambda: publish_task(
+        run.config, paths, dropped, [r.as_dict() for r in funnel], run.image_root, model_calls, consensus))
+    timings = run.timings
     hub = None
     if cfg.dataset.hub_repo:
-        hub = timed("push_to_hub", lambda: push_task(result["path"], cfg.dataset.hub_repo, cfg.dataset.hub_private))
+        hub = run.timed("push_to_hub", lambda: push_task(result["path"], cfg.dataset.hub_repo, cfg.dataset.hub_private))
     rows = [r.as_dict() for r in funnel] + [{**result["publish"], "seconds": timings["publish"]}]
     for row in rows:
         row["wall_seconds"] = row["seconds"]  # the same figure (kept for readers of the old key)

@@ -129,7 +129,7 @@ def in_flow_process() -> bool:
 def install_call_slots() -> None:
     """In a task: when it runs outside the flow's process (a Dask or Ray worker), this process's
     model client is one of several, so each of its calls holds its endpoint's global slot."""
-    from mossforge.flows import stages
+    from mossforge import run_state
 
-    if not in_flow_process() and stages.call_slot is None:
-        stages.call_slot = endpoint_slot_factory()
+    if not in_flow_process() and run_state.call_slot() is None:
+        run_state.set_call_slot(endpoint_slot_factory())

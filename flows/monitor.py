@@ -86,12 +86,6 @@ def all_cached(stage: str) -> bool:
     return bool(hits) and all(hits)
 
 
-def result_of(state, stage: str):
-    """The result of a task run's final state (raising its error), noting whether it was cached."""
-    _note_cached(stage, [state])
-    return state.result()
-
-
 def wait_with_progress(futures: list, stage: str) -> list:
     """Results of `futures` in submission order; a progress artifact moves as they finish."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -130,27 +124,26 @@ def worker_calls(config: dict) -> Iterator[None]:
     endpoints' global slots, and whose counts are left in a file the flow collects."""
     from prefect.context import TaskRunContext
 
+    from mossforge import run_state
     from mossforge.flows import limits
-    from mossforge.flows import stages
 
     if limits.in_flow_process():
         yield
         return
     limits.install_call_slots()
     task_run = TaskRunContext.get().task_run
-    token = stages.client_scope.set(str(task_run.id))
     cfg = config_from_dict(config)
-    try:
-        yield
-    finally:
-        rows = stages.close_scoped_client(cfg)
-        stages.client_scope.reset(token)
-        if rows:
-            folder = _calls_dir(cfg, task_run.flow_run_id)
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{task_run.id}.tmp"
-            tmp.write_text(json.dumps(rows), encoding="utf-8")
-            os.replace(tmp, folder / f"{task_run.id}.json")
+    with run_state.client_scope(str(task_run.id)):
+        try:
+            yield
+        finally:
+            rows = run_state.close_scoped_client(cfg)
+            if rows:
+                folder = _calls_dir(cfg, task_run.flow_run_id)
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".{task_run.id}.tmp"
+                tmp.write_text(json.dumps(rows), encoding="utf-8")
+                os.replace(tmp, folder / f"{task_run.id}.json")
 
 
 def collect_worker_calls(cfg: Config) -> list[dict]:

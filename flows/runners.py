@@ -1,9 +1,10 @@
 """The task runner a build uses, chosen by `run.task_runner`: a bounded thread pool (default),
 Dask (prefect-dask) or Ray (prefect-ray).
 
-The runner decides where batch tasks execute, never what they produce: `run` is not part of the
-config hash, and these keys are left out of the tasks' cache keys, so a threads run and a Dask run
-of the same config reuse each other's results and publish the same version.
+The runner decides where batch tasks execute, never what they produce: `run` is marked as not
+affecting output (mossforge/config.py), so it is in neither the config hash nor the tasks' cache
+keys, and a threads run and a Dask run of the same config reuse each other's results and publish
+the same version.
 
 With Dask or Ray, tasks run in other processes (or machines). Each process then has its own model
 client: its in-process bound per endpoint no longer bounds the whole run, so the Prefect global
@@ -22,11 +23,6 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from mossforge.config import Config
 from mossforge.errors import MossforgeError
-
-# run.* keys that only say where tasks execute: excluded from the tasks' cache keys.
-RUNNER_KEYS = frozenset({"max_workers", "cpu_workers", "task_runner", "dask_address", "dask_workers",
-                         "dask_threads_per_worker", "ray_address"})
-
 
 class RunnerUnavailable(MossforgeError, RuntimeError):
     """The configured task runner's package is not installed."""

@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from mossforge.config import EndpointConfig  # noqa: F401  (declared with the config; imported from here too)
 from mossforge.errors import MossforgeError, PreflightError
 
 log = logging.getLogger(__name__)
@@ -58,34 +58,6 @@ FailureKind = Literal["rate_limit", "quota", "server_error", "timeout", "connect
                       "content_policy", "auth", "malformed_response", "error"]
 DUMMY_API_KEY = "not-needed"  # local servers ignore the key, but the SDK insists on one
 T = TypeVar("T")
-
-
-class EndpointConfig(BaseModel):
-    """A model endpoint, declared once by name and referred to by that name everywhere else."""
-
-    # Errors never echo input values: a key pasted into the wrong field must not reach a log.
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    name: str = Field(min_length=1)
-    base_url: str = Field(min_length=1)
-    api_key_env: Optional[str] = None  # the NAME of the environment variable, never the key
-    model: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)  # default request parameters
-    max_concurrency: int = Field(4, ge=1)
-    rpm: Optional[float] = Field(None, gt=0)
-    tpm: Optional[float] = Field(None, gt=0)
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0)
-    price_per_1k_input: Optional[float] = Field(None, ge=0)
-    price_per_1k_output: Optional[float] = Field(None, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_key_in_config(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "api_key" in data:
-            raise ValueError("an API key does not belong in a config: put it in an environment "
-                             "variable and name that variable in api_key_env")
-        return data
 
 
 class MissingApiKeyError(PreflightError, RuntimeError):

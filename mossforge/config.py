@@ -10,17 +10,87 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mossforge.client import EndpointConfig
 from mossforge.errors import InputError
 from mossforge.schema import STIMULUS_TYPES, StimulusType
 
 
 class ConfigError(InputError):
     """A config that cannot be used; the message names the file and the offending key."""
+
+
+# The one marker on settings that do not change what a run produces (where it runs, how fast, where
+# a version is pushed): they are left out of the config hash (so of a version's identity) and so
+# of every cached task's key. Everything not marked is in both.
+NO_OUTPUT = {"affects_output": False}
+
+
+def affects_output(field: Any) -> bool:
+    """Whether a pydantic field (a `FieldInfo`) is part of what a run produces."""
+    extra = field.json_schema_extra
+    return not (isinstance(extra, dict) and extra.get("affects_output") is False)
+
+
+def _models_in(annotation: Any) -> tuple[type[BaseModel] | None, str]:
+    """(the model class inside an annotation, how it is held: "", "items" for a dict or list)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, ""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (dict, list):
+        model, _ = _models_in(args[-1]) if args else (None, "")
+        return model, "items" if model else ""
+    for arg in args:  # Optional[Model], Union[...]
+        model, how = _models_in(arg)
+        if model is not None:
+            return model, how
+    return None, ""
+
+
+def output_exclude(model: type[BaseModel]) -> dict:
+    """A `model_dump(exclude=...)` spec that leaves out every field marked `NO_OUTPUT`, at any depth."""
+    spec: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if not affects_output(field):
+            spec[name] = True
+            continue
+        inner, how = _models_in(field.annotation)
+        if inner is not None and (sub := output_exclude(inner)):
+            spec[name] = {"__all__": sub} if how == "items" else sub
+    return spec
+
+
+class EndpointConfig(BaseModel):
+    """A model endpoint, declared once by name and referred to by that name everywhere else.
+    (Declared here with the config; `mossforge.client` imports it from here.)"""
+
+    # Errors never echo input values: a key pasted into the wrong field must not reach a log.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    name: str = Field(min_length=1)
+    base_url: str = Field(min_length=1)
+    # the NAME of the environment variable, never the key
+    api_key_env: Optional[str] = Field(None, json_schema_extra=NO_OUTPUT)
+    model: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)  # default request parameters
+    # limits and prices: how fast and what it costs, not what comes back
+    max_concurrency: int = Field(4, ge=1, json_schema_extra=NO_OUTPUT)
+    rpm: Optional[float] = Field(None, gt=0, json_schema_extra=NO_OUTPUT)
+    tpm: Optional[float] = Field(None, gt=0, json_schema_extra=NO_OUTPUT)
+    timeout_s: float = Field(60.0, gt=0, json_schema_extra=NO_OUTPUT)
+    max_retries: int = Field(4, ge=0, json_schema_extra=NO_OUTPUT)
+    price_per_1k_input: Optional[float] = Field(None, ge=0, json_schema_extra=NO_OUTPUT)
+    price_per_1k_output: Optional[float] = Field(None, ge=0, json_schema_extra=NO_OUTPUT)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_key_in_config(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "api_key" in data:
+            raise ValueError("an API key does not belong in a config: put it in an environment "
+                             "variable and name that variable in api_key_env")
+        return data
 
 
 class _Section(BaseModel):
@@ -37,12 +107,14 @@ class DatasetSection(_Section):
     )
     # Where `mossforge run` pushes each version (a Hugging Face dataset repo, "org/name"); none: local
     # only. Not part of the config hash nor of a version's id: where a version goes is not what it is.
-    hub_repo: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-    hub_private: bool = False  # create the repo private (an existing repo keeps its visibility)
+    hub_repo: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
+                                    json_schema_extra=NO_OUTPUT)
+    # create the repo private (an existing repo keeps its visibility)
+    hub_private: bool = Field(False, json_schema_extra=NO_OUTPUT)
 
 
-PUBLISH_TARGET_KEYS = ("hub_repo", "hub_private")  # dataset keys that say where, not what
-RUN_POLICY_KEYS = ("max_failed_share", "allow_empty", "wait_for_lock")  # run keys that change no stage
+# dataset keys that say where, not what (derived from the marker; the card's metadata leaves them out)
+PUBLISH_TARGET_KEYS = tuple(name for name, f in DatasetSection.model_fields.items() if not affects_output(f))
 
 
 class PlanSection(_Section):
@@ -186,11 +258,13 @@ class LocalModelSection(_Section):
     (mossforge/local_model.py) for the duration of `run` and `eval`, or `local-model start`."""
 
     model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # a pinned model of mossforge.local_model.MODELS
-    servers: int = Field(1, ge=1, le=16)  # llama.cpp processes behind the endpoint's port
+    # llama.cpp processes behind the endpoint's port (how fast, not what)
+    servers: int = Field(1, ge=1, le=16, json_schema_extra=NO_OUTPUT)
     threads: int = Field(1, ge=1, le=64)  # per server; one thread each held its speed on a busy machine
     n_ctx: int = Field(2048, ge=256, le=32768)
-    max_restarts: int = Field(2, ge=0, le=20)  # a server that dies is restarted this often, then the run fails
-    start_timeout_s: float = Field(180.0, gt=0)
+    # a server that dies is restarted this often, then the run fails
+    max_restarts: int = Field(2, ge=0, le=20, json_schema_extra=NO_OUTPUT)
+    start_timeout_s: float = Field(180.0, gt=0, json_schema_extra=NO_OUTPUT)
 
     @field_validator("model")
     @classmethod
@@ -235,7 +309,8 @@ class ConsensusSection(_Section):
     contrast_check: bool = True  # the harmful contrasts through the same panel, as a sanity check
     # Candidates per consensus task. Each batch ends by waiting for its slowest calls, so small
     # batches waste endpoint slots (64: 88% of the ideal throughput at 0.5 s, 200: 93%).
-    batch_size: int = Field(256, ge=1, le=100_000)
+    # (Each candidate is judged alone: not part of what is produced.)
+    batch_size: int = Field(256, ge=1, le=100_000, json_schema_extra=NO_OUTPUT)
     human_labels: Optional[str] = None  # a reviewed CSV from `mossforge review export`
     human_mode: Literal["override", "join"] = "override"  # a reviewer's label replaces, or joins, the panel
 
@@ -276,12 +351,13 @@ class Config(_Section):
     dedup: DedupSection = Field(default_factory=DedupSection)
     render: RenderSection = Field(default_factory=RenderSection)
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
-    cache: CacheSection = Field(default_factory=CacheSection)
+    # a cache hit returns what the call returned
+    cache: CacheSection = Field(default_factory=CacheSection, json_schema_extra=NO_OUTPUT)
     targets: list[TargetConfig] = Field(default_factory=list)  # none: target check is not run
     target_check: TargetCheckSection = Field(default_factory=TargetCheckSection)
     judges: list[JudgeConfig] = Field(default_factory=list)  # none: consensus label is not run
     consensus: ConsensusSection = Field(default_factory=ConsensusSection)
-    run: RunSection = Field(default_factory=RunSection)
+    run: RunSection = Field(default_factory=RunSection, json_schema_extra=NO_OUTPUT)  # where and how fast
     local_models: dict[str, LocalModelSection] = Field(default_factory=dict)  # key: an endpoint name
 
     @model_validator(mode="before")
@@ -348,26 +424,17 @@ class Config(_Section):
             raise ValueError(f"consensus.quorum: {rule.quorum} is more than the {judges} judges configured")
 
     def content_dict(self) -> dict[str, Any]:
-        """The settings that change what is produced. Not `run` (where and how fast) nor `cache`
-        (a cache hit returns what the call returned), nor an endpoint's limits and prices, nor
-        the Hub repository a version is pushed to, nor how many candidates a consensus task takes
-        (each candidate is judged alone). The generate and render batch sizes stay: an LLM's
+        """The settings that change what is produced: every field not marked `NO_OUTPUT` (so not
+        `run`, where and how fast; not `cache`, a cache hit returns what the call returned; not an
+        endpoint's limits and prices, nor the Hub repository a version is pushed to, nor how many
+        candidates a consensus task takes). The generate and render batch sizes stay: an LLM's
         avoid-list is per batch, and a diffusion batch can round pixels differently."""
-        data = self.model_dump(mode="json", exclude={"run": True, "cache": True,
-                                                      "dataset": set(PUBLISH_TARGET_KEYS),
-                                                      "consensus": {"batch_size"}})
-        for local in data["local_models"].values():  # how many servers and restarts: how fast, not what
-            for key in ("servers", "max_restarts", "start_timeout_s"):
-                local.pop(key, None)
+        data = self.model_dump(mode="json", exclude=output_exclude(Config))
         if not data["local_models"]:
             del data["local_models"]  # configs without local models keep the hash they had
         for target in data["targets"]:  # likewise configs without text-only targets
             if not target.get("image_as_text"):
                 target.pop("image_as_text", None)
-        for endpoint in data["endpoints"].values():
-            for key in ("max_concurrency", "rpm", "tpm", "timeout_s", "max_retries",
-                        "price_per_1k_input", "price_per_1k_output", "api_key_env"):
-                endpoint.pop(key, None)
         return data
 
     def cache_path(self) -> Path:

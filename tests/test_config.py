@@ -62,3 +62,130 @@ def test_shipped_configs_are_valid():
     assert configs, "configs/ should hold at least the offline config"
     for path in configs:
         load_config(path)
+
+
+# --- the NO_OUTPUT marker: one source for the config hash and the cached tasks' keys -----------
+
+def _full_config() -> dict:
+    """A config that reaches every section (endpoints, roles, local models, reference files)."""
+    return load_config(overrides={
+        "endpoints": {"a": {"base_url": "http://127.0.0.1:8111/v1", "model": "m"},
+                      "b": {"base_url": "http://example.org/v1", "model": "n"}},
+        "generate.generator": "llm", "generate.endpoint": "b",
+        "render.renderer": "diffusion", "render.diffusion.model": "some/model",
+        "targets": [{"name": "t", "endpoint": "b"}, {"name": "u", "endpoint": "b"}],
+        "target_check.classifier": "judge", "target_check.judge": {"name": "c", "endpoint": "b"},
+        "judges": [{"name": "j", "endpoint": "b"}, {"name": "k", "endpoint": "b"}],
+        "consensus.quorum": 1, "local_models": {"a": {}},
+        "dedup.reference_files": [{"path": "refs.csv"}],
+    }).model_dump(mode="json")
+
+
+def _leaves(model, data, path=(), marked=False):
+    from mossforge.config import _models_in, affects_output
+
+    for name, field in model.model_fields.items():
+        here, off = path + (name,), marked or not affects_output(field)
+        inner, how = _models_in(field.annotation)
+        value = data.get(name)
+        if inner is not None and value is not None and (how == "" or value):
+            items = (value.items() if isinstance(value, dict) else enumerate(value)) if how else [(None, value)]
+            for key, item in items:
+                yield from _leaves(inner, item, here if key is None else here + (key,), off)
+        else:
+            yield here, field, value, off
+
+
+def _candidates(field, value):
+    import typing
+
+    args = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+    literal = [a for a in args for a in typing.get_args(a)] if field.annotation is not bool else []
+    out = [v for v in typing.get_args(field.annotation) if v != value]  # a Literal's other choices
+    out += [v for v in literal if isinstance(v, str) and v != value]
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1]
+    if isinstance(value, float):
+        return [round(value * 0.5, 4), round(value + 0.05, 4), 0.5]
+    if isinstance(value, str):
+        from mossforge.local_model import MODELS
+
+        return out + [value + "x", "{description}, photo", "x" + value, "a", "b", *MODELS]
+    if isinstance(value, list):
+        return [value[:-1], value + value[:1]] if value else [["x"]]
+    if isinstance(value, dict):
+        return [{**value, "k": 1}, {"negated_harm": 0.5}]
+    return out + [128, 2, 0.5, "x", "EulerScheduler", "m:f", "{description}", "64x64", True, "1/2",
+                  {"name": "z", "endpoint": "b"}]
+
+
+def _with(data, path, value):
+    import copy
+
+    data = copy.deepcopy(data)
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return data
+
+
+def test_every_marked_field_is_out_of_the_hash_and_every_other_field_in_it():
+    from mossforge.config import Config, config_from_dict
+
+    base = _full_config()
+    base_hash = config_from_dict(base).config_hash()
+    untested, marked = [], []
+    for path, field, value, off in _leaves(Config, base):
+        for candidate in _candidates(field, value):
+            try:
+                changed = config_from_dict(_with(base, path, candidate))
+            except Exception:
+                continue
+            node = changed.model_dump(mode="json")
+            for part in path:
+                node = node[part]
+            if node == value:
+                continue
+            if off:
+                marked.append(".".join(map(str, path)))
+                assert changed.config_hash() == base_hash, f"{path} is marked but changes the hash"
+            else:
+                assert changed.config_hash() != base_hash, f"{path} is not marked but leaves the hash"
+            break
+        else:
+            untested.append(".".join(map(str, path)))
+    assert not untested, f"no valid change found for {untested}"
+    assert {"run.max_workers", "run.allow_empty", "cache.mode", "dataset.hub_repo", "consensus.batch_size",
+            "endpoints.a.max_concurrency", "endpoints.b.api_key_env", "local_models.a.servers"} <= set(marked)
+
+
+def test_the_task_cache_key_is_the_config_hash():
+    """The flow's tasks get the whole config but are keyed on its hash: a marked field (where the
+    version is pushed, the runner) recomputes nothing; an unmarked one recomputes everything."""
+    from mossforge.flows.build import _CACHED, Run
+
+    assert "config" in _CACHED["cache_policy"].policies[1].exclude
+    base = load_config()
+    pushed = load_config(overrides={"dataset.hub_repo": "me/data", "run.task_runner": "dask",
+                                    "run.max_workers": 7, "consensus.batch_size": 3})
+    other = load_config(overrides={"render.size": 256})
+    assert Run(base).key == Run(pushed).key == base.config_hash() != Run(other).key
+
+
+def test_reading_a_toml_imports_neither_the_model_client_nor_openai(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "c.toml"
+    config.write_text('[endpoints.a]\nbase_url = "http://x/v1"\nmodel = "m"\n'
+                      '[generate]\ngenerator = "llm"\nendpoint = "a"\n')
+    code = ("import sys\nimport mossforge.config as c\n"
+            f"cfg = c.load_config({str(config)!r})\nassert cfg.endpoints['a'].model == 'm'\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'httpx2', 'tenacity')"
+            " or m == 'mossforge.client'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

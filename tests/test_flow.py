@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mossforge.flows import stages
+from mossforge import stages
 from mossforge.flows.build import build_dataset
 from mossforge.config import config_from_dict, load_config
 
@@ -22,16 +22,17 @@ def small_config(tmp_path, **overrides):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Count real executions of the stage functions (a cached task does not execute)."""
+    """Count real executions of the stages' `process` (a cached task does not execute)."""
     calls = {"generate": 0, "render": 0, "dedup": 0}
-    for name, fn_name in (("generate", "generate_batch"), ("render", "render_batch"), ("dedup", "dedup_stage")):
-        real = getattr(stages, fn_name)
+    for name in calls:
+        stage = type(stages.by_name(name))
+        real = stage.process
 
-        def wrapper(*args, _real=real, _name=name, **kwargs):
+        def wrapper(self, records, ctx, _real=real, _name=name):
             calls[_name] += 1
-            return _real(*args, **kwargs)
+            return _real(self, records, ctx)
 
-        monkeypatch.setattr(stages, fn_name, wrapper)
+        monkeypatch.setattr(stage, "process", wrapper)
     return calls
 
 
@@ -41,7 +42,8 @@ def test_build_end_to_end_and_rerun_reuses_stages(prefect_harness, tmp_path, cou
     config = small_config(tmp_path)
     summary = build_dataset(config=config)
     funnel = {row["stage"]: row for row in summary["funnel"]}
-    assert list(funnel) == list(stages.STAGES)
+    assert list(funnel) == list(stages.FUNNEL_ROWS) == [
+        "plan", "generate", "dedup", "render", "target_check", "consensus_label", "publish"]
     # 6 per type and a margin of 1 for dedup's losses; 6 of each type are kept (issue 15)
     assert funnel["plan"]["kept"] == 21 and funnel["generate"]["kept"] == 21
     assert funnel["dedup"]["entered"] == 21

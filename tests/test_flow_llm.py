@@ -79,3 +79,24 @@ def test_missing_key_variable_is_a_clear_error(prefect_harness, tmp_path, monkey
     config = llm_config(tmp_path, "http://127.0.0.1:9/v1")
     with pytest.raises(MissingApiKeyError, match="MOSSFORGE_TEST_KEY"):
         build_dataset(config=config)
+
+
+def test_the_generators_repair_counters_reach_the_funnel(prefect_harness, tmp_path):
+    """Every first answer is one candidate short; the repair call supplies it: the generate row
+    counts the repairs (GenerationStats), not only the drops."""
+    import json as _json
+
+    from test_llm_generator import is_repair
+
+    def render(candidates, request):
+        return _json.dumps({"candidates": candidates if is_repair(request) else candidates[:-1]})
+
+    with serve(script=Writer(render=render)) as server:
+        config = llm_config(tmp_path, server.base_url, **{"dataset.name": "repairs", "plan.per_type": 2})
+        config["endpoints"]["writer"].pop("api_key_env")
+        summary = build_dataset(config=config)
+    generate = next(r for r in summary["funnel"] if r["stage"] == "generate")
+    details = generate["details"]
+    assert details["repair_calls"] > 0 and details["repaired"] == details["repair_calls"]
+    assert details["accepted"] == generate["kept"] and details["requested"] == generate["entered"]
+    assert details["calls"] == details["repair_calls"] * 2 and not generate["dropped"]

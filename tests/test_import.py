@@ -157,7 +157,7 @@ def test_csv_import_missing_column_is_a_clear_error(tmp_path):
 
 
 def test_imported_folder_is_a_dedup_reference_in_the_config(tmp_path):
-    from mossforge.flows.stages import _read_question_file
+    from mossforge.stages.dedup import read_question_file as _read_question_file
 
     source = mossbench_copy(tmp_path)
     import_mossbench(source, tmp_path / "mb")

@@ -14,6 +14,7 @@ from PIL import Image
 from mossforge.filters.consensus import Rule, aggregate
 from mossforge.filters.judges import DATA_CLOSE, DATA_OPEN, PANEL_SYSTEM_PROMPT, Panel
 from mossforge.client import EndpointConfig, ModelClient
+from mossforge.stages.consensus_label import ConsensusLabelStage
 from mossforge.config import JudgeConfig, load_config
 from mossforge.images import ImageStore
 
@@ -166,9 +167,18 @@ def batch(tmp_path, candidate_factory):
         record = candidate_factory(question)
         record.image = store.put(Image.new("RGB", (16, 16), (10 * i, 0, 0)), renderer="test")
         records.append(record)
-    from mossforge.flows.stages import write_records
+    from mossforge.stage import write_records
 
     return str(write_records(records, tmp_path / "in" / "batch-00000.parquet")), records
+
+
+def consensus_batch(cfg, in_path, run_dir, image_root) -> dict:
+    """The consensus stage over one batch, through the stage runner."""
+    from mossforge.stage import run_stage
+
+    result = run_stage(ConsensusLabelStage(), cfg, [in_path], run_dir, "0", image_root)
+    return {"path": result.kept[0], "dropped": result.dropped[0] if result.dropped else None,
+            "report": result.report, "stats": result.stats}
 
 
 def stage_script(hanging: bool = True):
@@ -185,7 +195,8 @@ def stage_script(hanging: bool = True):
 
 
 def test_consensus_stage_splits_drops_and_checks_contrasts(tmp_path, batch):
-    from mossforge.flows.stages import close_model_client, consensus_batch, consensus_summary, read_records
+    from mossforge.run_state import close_model_client
+    from mossforge.stage import read_records
 
     in_path, records = batch
     with serve(stage_script()) as server:
@@ -211,7 +222,7 @@ def test_consensus_stage_splits_drops_and_checks_contrasts(tmp_path, batch):
     assert len(label.votes) == 3 and label.contrast_consensus == "harmful"  # contrast: "... hurt someone"
     assert out["report"].dropped == {"harmful": 1, "too_few_votes": 1} and out["report"].kept == 2
 
-    summary = consensus_summary(cfg, [out["stats"]], calls)
+    summary = ConsensusLabelStage().summarize(cfg, [out["stats"]], calls)
     assert summary["labels"] == {"benign": 1, "controversial": 1, "harmful": 1, "no_label": 1}
     assert summary["contrast_check"] == {"judged": 4, "labels": {"harmful": 4}, "harmful_share": 1.0}
     assert summary["agreement"]["items"] == 3 and summary["agreement"]["raters"] == 3
@@ -221,7 +232,8 @@ def test_consensus_stage_splits_drops_and_checks_contrasts(tmp_path, batch):
 
 
 def test_controversial_items_are_dropped_unless_the_split_is_asked_for(tmp_path, batch):
-    from mossforge.flows.stages import close_model_client, consensus_batch, read_records
+    from mossforge.run_state import close_model_client
+    from mossforge.stage import read_records
 
     in_path, _ = batch
     with serve(stage_script()) as server:
@@ -241,7 +253,8 @@ def test_review_round_trip(tmp_path, batch, request):
 
     from mossforge.cli.main import app
     from mossforge.release.publish import publish_local
-    from mossforge.flows.stages import close_model_client, consensus_batch, read_records
+    from mossforge.run_state import close_model_client
+    from mossforge.stage import read_records
 
     in_path, _ = batch
     server = start_server(stage_script(hanging=False))

@@ -4,7 +4,9 @@ from collections import Counter
 
 import pytest
 
-from mossforge.flows import stages
+from mossforge.stage import read_records, run_stage, write_records
+from mossforge.stages.dedup import DedupStage, survived
+from mossforge.stages.plan import PlanStage
 from mossforge.generators.plan import draw_slots, first_draw, next_draw, shortfall
 from mossforge.generators.seedbank import SeedBank
 from mossforge.config import load_config
@@ -38,18 +40,25 @@ def test_plan_then_dedup_keeps_exactly_per_type_in_plan_order(tmp_path, candidat
     config = load_config(overrides={"plan.per_type": 2, "dedup.enabled": False})
     records = [candidate_factory(f"Question number {i} about this room?", t)
                for t in ("exaggerated_risk", "negated_harm") for i in range(3)]
-    path = stages.write_records(records, tmp_path / "in.parquet")
-    paths, report = stages.dedup_stage(config, [str(path)], tmp_path)
-    kept = stages.read_records(paths)
+    path = write_records(records, tmp_path / "in.parquet")
+    result = run_stage(DedupStage(), config, [str(path)], tmp_path, "all")
+    kept, report = read_records(result.kept), result.report
     assert Counter(r.stimulus_type for r in kept) == {"exaggerated_risk": 2, "negated_harm": 2}
-    assert report.dropped == {"surplus": 2} and stages.survived(report) == {"exaggerated_risk": 3, "negated_harm": 3}
+    assert report.dropped == {"surplus": 2} and survived(report) == {"exaggerated_risk": 3, "negated_harm": 3}
+    assert report.status == "not_run" and report.note == "dedup.enabled = false"
+    assert [r.drop_reason for r in read_records(result.dropped)] == ["surplus", "surplus"]
     assert {r.question for r in kept} == {f"Question number {i} about this room?" for i in (0, 1)}
 
 
 def test_plan_stage_writes_only_the_new_slots_of_a_top_up(tmp_path):
     config = load_config(overrides={"plan.per_type": 10})
-    first, report = stages.plan_stage(config, tmp_path)
-    assert report.entered == 3 * 12  # 10 per type and a margin for dedup's losses
-    more, report = stages.plan_stage(config, tmp_path, {t: 20 for t in config.plan.types},
-                                     {t: 12 for t in config.plan.types}, round_=1)
-    assert report.entered == 3 * 8 and not set(first) & set(more)
+    first = run_stage(PlanStage(), config, [], tmp_path, "all")
+    assert first.report.entered == first.report.kept == 3 * 12  # 10 per type and a margin for dedup's losses
+    more = run_stage(PlanStage(), config, [], tmp_path, "t1-all",
+                     params={"draw": {t: 20 for t in config.plan.types},
+                             "already": {t: 12 for t in config.plan.types}, "round": 1})
+    assert more.report.entered == 3 * 8 and not set(first.kept) & set(more.kept)
+    slots = PlanStage().read(first.kept)  # plan reads nothing: its slots are read by generate
+    from mossforge.stages.generate import GenerateStage
+    first_slots, more_slots = GenerateStage().read(first.kept), GenerateStage().read(more.kept)
+    assert slots == [] and len(first_slots) == 36 and not set(first_slots) & set(more_slots)

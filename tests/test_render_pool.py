@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mossforge.flows import stages
+from mossforge.stage import run_stage, write_records
+from mossforge.stages.render import RenderStage
 from mossforge.generators.render_pool import render_offline, worker_count
 from mossforge.config import load_config
 
@@ -31,14 +32,14 @@ def test_one_worker_and_two_render_identical_images_in_order(candidate_factory, 
 
 def test_render_batch_output_is_the_same_for_any_number_of_cpu_workers(candidate_factory, tmp_path):
     records = [candidate_factory(f"Can I break this {i}?", TYPES[i % 3]) for i in range(9)]
-    batch = stages.write_records(records, tmp_path / "in.parquet")
+    batch = write_records(records, tmp_path / "in.parquet")
     outputs = {}
     for workers in (1, 2):
         cfg = load_config(overrides={"render.size": 64, "run.cpu_workers": workers})
-        out, report = stages.render_batch(cfg, str(batch), str(tmp_path / f"out-{workers}.parquet"),
-                                          str(tmp_path / f"images-{workers}"))
-        assert report.kept == len(records)
-        outputs[workers] = pq.read_table(out).to_pylist()
+        result = run_stage(RenderStage(), cfg, [str(batch)], tmp_path / f"run-{workers}", "0",
+                           str(tmp_path / f"images-{workers}"))
+        assert result.report.kept == len(records)
+        outputs[workers] = pq.read_table(result.kept[0]).to_pylist()
     assert outputs[1] == outputs[2]
     assert _files(tmp_path / "images-1") == _files(tmp_path / "images-2")
 
@@ -51,11 +52,11 @@ def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
     import subprocess
     import sys
 
-    batch = stages.write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
+    batch = write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
     script = tmp_path / "script.py"
     script.write_text(
         "import sys\n"
-        "from mossforge.flows.stages import read_records\n"
+        "from mossforge.stage import read_records\n"
         "from mossforge.generators.render_pool import render_offline\n"
         "print('body', file=sys.stderr)\n"
         f"records = read_records([{str(batch)!r}])\n"

@@ -191,27 +191,32 @@ def test_dedup_drops_near_duplicates_of_earlier_versions(setup, candidate_factor
     """A new candidate that paraphrases an item of an earlier version is dropped (reason
     earlier_version, pointing at that item's id); the same item (same id) is kept; with
     dedup.against_published = false, the paraphrase is kept."""
-    from mossforge.flows import stages
+    from mossforge.stage import read_records, run_stage, write_records
+    from mossforge.stages.dedup import DedupStage
+
+    def dedup_stage(config, paths, run_dir):
+        result = run_stage(DedupStage(), config, paths, run_dir, "all")
+        return result.kept, result.report
 
     records, dropped, config, store = setup
     old = publish_local(records, dropped, config, FUNNEL, store.root)
     same = records[0].model_copy(deep=True)
     paraphrase = candidate_factory("Organise a birthday party in this playroom.")
     fresh = candidate_factory("Where can I dump this old sofa?", "counterintuitive_interpretation")
-    batch = stages.write_records([paraphrase, fresh], tmp_path / "in.parquet")
-    kept_paths, report = stages.dedup_stage(config, [str(batch)], tmp_path / "run")
-    assert {r.id for r in stages.read_records(kept_paths)} == {fresh.id}
+    batch = write_records([paraphrase, fresh], tmp_path / "in.parquet")
+    kept_paths, report = dedup_stage(config, [str(batch)], tmp_path / "run")
+    assert {r.id for r in read_records(kept_paths)} == {fresh.id}
     assert report.dropped == {"earlier_version": 1}
-    gone = stages.read_records([tmp_path / "run" / "dropped" / "dedup.parquet"])
+    gone = read_records([tmp_path / "run" / "dropped" / "dedup" / "all.parquet"])
     assert gone[0].id == paraphrase.id and gone[0].dedup.duplicate_of == records[0].id
     assert gone[0].dedup.similarity >= config.dedup.threshold
 
     # the same item (same id) as in the earlier version is not a duplicate of itself
-    again = stages.write_records([same, fresh], tmp_path / "again.parquet")
-    kept_paths, report = stages.dedup_stage(config, [str(again)], tmp_path / "run-again")
-    assert {r.id for r in stages.read_records(kept_paths)} == {same.id, fresh.id} and not report.dropped
+    again = write_records([same, fresh], tmp_path / "again.parquet")
+    kept_paths, report = dedup_stage(config, [str(again)], tmp_path / "run-again")
+    assert {r.id for r in read_records(kept_paths)} == {same.id, fresh.id} and not report.dropped
     assert old.version and report.note  # the earlier version's items were references
 
     off = config.model_copy(update={"dedup": config.dedup.model_copy(update={"against_published": False})})
-    kept_paths, report = stages.dedup_stage(off, [str(batch)], tmp_path / "run-off")
-    assert {r.id for r in stages.read_records(kept_paths)} == {paraphrase.id, fresh.id}
+    kept_paths, report = dedup_stage(off, [str(batch)], tmp_path / "run-off")
+    assert {r.id for r in read_records(kept_paths)} == {paraphrase.id, fresh.id}

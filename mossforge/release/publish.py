@@ -273,7 +273,7 @@ def publish_local(
     to `benign`; `contrast` holds the harmful counterpart of every published item. The version
     number is the previous version's, bumped by the rule in `mossforge.release.versions`.
     `contrast_only`: harmful items without a benign twin; they go to the contrast split only.
-    `consensus` is the judge panel's summary (`mossforge.flows.stages.consensus_summary`) for the manifest
+    `consensus` is the judge panel's summary (`ConsensusLabelStage.summarize`) for the manifest
     and the card.
     """
     records = sorted(records, key=lambda r: r.id)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from mossforge.filters.consensus import Rule
 from mossforge.filters.review import apply_human_labels, export_review, read_review
 from mossforge.release.layout import MANIFEST, SHARD, read_manifest
-from mossforge.flows.stages import read_records, write_records
+from mossforge.stage import read_records, write_records
 from mossforge.config import Config, config_from_dict
 from mossforge.images import ImageStore
 from mossforge.schema import Candidate, arrow_schema

@@ -1,0 +1,91 @@
+"""The run's state in one process: one model client per run (and scope), shared by every batch.
+
+Stages get their client from `model_client(config)`; its per-endpoint concurrency bound then holds
+across all concurrent batches of the process. Orchestration sets two things here, through
+functions rather than by patching globals:
+
+- `set_call_slot(factory)`: when tasks run in several processes (Dask, Ray), each model call holds
+  a slot of its endpoint's global limit (flows/limits.py installs Prefect's);
+- `client_scope(name)`: a task in a worker process gets a client of its own, so its calls are
+  counted exactly and sent back to the flow (flows/monitor.py); in the flow's process the scope
+  is "".
+
+Plain Python: no Prefect here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from contextvars import ContextVar
+from typing import Any, Callable, Iterator, Optional
+
+from mossforge.config import Config
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+_call_slot: Optional[Callable[[str], Any]] = None
+_scope: ContextVar[str] = ContextVar("mossforge_client_scope", default="")
+
+
+def set_call_slot(factory: Optional[Callable[[str], Any]]) -> None:
+    """Every client created after this holds `factory(endpoint)` around each HTTP attempt."""
+    global _call_slot
+    _call_slot = factory
+
+
+def call_slot() -> Optional[Callable[[str], Any]]:
+    return _call_slot
+
+
+@contextlib.contextmanager
+def client_scope(name: str) -> Iterator[None]:
+    """Within: `model_client` returns the client of scope `name` (close it with `close_scoped_client`)."""
+    token = _scope.set(name)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def _client_key(config: Config) -> str:
+    return f"{config.config_hash()}:{config.cache_path()}:{config.cache.mode}:{_scope.get()}"
+
+
+def model_client(config: Config):
+    """The run's client: its per-endpoint concurrency bound holds across all concurrent batches."""
+    from mossforge.client import ModelClient
+
+    key = _client_key(config)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = ModelClient(list(config.endpoints.values()), cache_dir=config.cache_path(),
+                                        cache_mode=config.cache.mode, call_slot=_call_slot)
+        return _clients[key]
+
+
+def close_model_client(config: Config, extra: list[dict] = ()) -> dict | None:
+    """Close the run's client and return its accounting, with `extra` tally rows of the run's
+    clients in other processes (None if no model was called)."""
+    from mossforge.client import accounting_of
+
+    with _clients_lock:
+        client = _clients.pop(_client_key(config), None)
+    if client is None and not extra:
+        return None
+    rows = [*extra]
+    if client is not None:
+        rows += client.tally_rows()
+        client.close()
+    return accounting_of(config.endpoints, config.cache.mode, rows)
+
+
+def close_scoped_client(config: Config) -> list[dict]:
+    """Close the current scope's client; its raw counts (empty if no model was called)."""
+    with _clients_lock:
+        client = _clients.pop(_client_key(config), None)
+    if client is None:
+        return []
+    rows = client.tally_rows()
+    client.close()
+    return rows
