@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections import Counter
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -77,6 +78,7 @@ class Run:
         self.option = {"refresh_cache": True} if fresh or cfg.cache.mode == "refresh" else {}
         self.timings: dict[str, float] = {}
         self.stats: dict[str, list] = {}  # stage -> each batch's stats (for Stage.summarize)
+        self.refined: dict | None = None  # what the refinement loop did (Run.refine)
 
     def timed(self, row: str, fn, total=None):
         """The one clock of a funnel row: bars, funnel and manifest agree."""
@@ -118,7 +120,7 @@ class Run:
         return ([p for r in results for p in r.kept], [p for r in results for p in r.dropped],
                 merge_reports(step.funnel_row, (r.report for r in results)))
 
-    def run_through(self, names: Sequence[str], paths: Sequence[str], round: int = 0,
+    def run_through(self, names: Sequence[str], paths: Sequence[str], round: int = 0, params: dict | None = None,
                     ) -> tuple[list[str], list[str], list[StageReport]]:
         """Send the records of `paths` through the named stages in pipeline order, for round
         `round` (its batches are named `r<round>-...`; round 0: the main pass). Returns the kept
@@ -131,19 +133,94 @@ class Run:
             raise KeyError(f"run_through: no stage named {', '.join(sorted(unknown))} "
                            f"(stages: {', '.join(s.name for s in stages.PIPELINE)})")
         dropped: list[str] = []
+        dropped_by: dict[str, list[str]] = {}
         rows: dict[str, list[tuple[str, StageReport]]] = {}
+        params = {**(params or {}), **({"round": round} if round else {})}
         for step in steps:
-            paths, gone, report = self.stage(step, paths, prefix)
+            if getattr(step, "routes_through", None):  # a loop stage (refine): rounds of its own
+                paths, gone, report = self.refine(step, paths, dropped_by.get(step.refines, []))
+            else:
+                paths, gone, report = self.stage(step, paths, prefix, params)
             dropped += gone
+            dropped_by[step.name] = gone
             rows.setdefault(step.funnel_row, []).append((step.name, report))
         return list(paths), dropped, [self.close(row, parts) for row, parts in rows.items()]
+
+    def refine(self, step, kept: list[str], near_misses: list[str]) -> tuple[list[str], list[str], StageReport]:
+        """The refinement loop: each round, `step` proposes variants of what its `refines` stage
+        dropped, and they go through `step.routes_through` (dedup against what is kept so far,
+        render, the target check); what the target check keeps joins the kept records, what it
+        drops is the next round's parents. Stops after `refine.rounds`, when a round proposes
+        nothing, or when the budget (variants, rewriter calls, seconds) is spent. One funnel row:
+        entered = what the target check kept, kept = that plus the refined survivors."""
+        cfg = self.cfg
+        entered = count_rows(kept) if kept else 0
+        if step.not_run_reason(cfg) is not None:
+            return kept, [], StageReport(step.funnel_row, False, entered, entered, note=step.not_run_reason(cfg))
+        settings = cfg.refine
+        started = time.perf_counter()
+        kept, dropped, parents = list(kept), [], list(near_misses)
+        checked = kept + parents  # every record the target check saw (for the yield and transfer figures)
+        seen = sorted({r.id for r in read_records(kept + parents)})
+        variants, calls, rounds, counters, cached = 0, 0, [], Counter(), []
+        drop_reasons: Counter = Counter()
+        for round_ in range(1, settings.rounds + 1):
+            if not parents or variants >= settings.max_variants or (
+                    settings.max_seconds and time.perf_counter() - started >= settings.max_seconds):
+                break
+            left = {"round": round_, "seen": seen, "variants_left": settings.max_variants - variants,
+                    "calls_left": max(0, settings.max_calls - calls)}
+            if settings.max_seconds:
+                left["seconds_left"] = max(0.0, settings.max_seconds - (time.perf_counter() - started))
+            children, _, report = self.stage(step, parents, f"r{round_}-", left)
+            cached.append(monitor.all_cached(step.name))
+            counters.update(report.details)
+            stats = self.stats.get(step.name, [])[-1] if self.stats.get(step.name) else {}
+            variants += report.kept
+            calls += int(report.details.get("calls", 0))
+            if not report.kept:
+                rounds.append({"round": round_, "near_misses": report.details.get("near_misses", 0),
+                               "proposed": 0, "refused": 0, "kept": 0, "spent": stats.get("spent")})
+                break
+            survivors, gone, rows = self.run_through(step.routes_through, children, round_, {"against": kept})
+            cached += [r.cached for r in rows if r.ran]
+            by_row = {r.stage: r for r in rows}
+            for r in rows:
+                for reason, n in r.dropped.items():
+                    drop_reasons[f"{r.stage}:{reason}"] += n
+                for name, n in r.details.items():
+                    if name.startswith(("asked:", "full_refusal:", "partial_refusal:", "full_compliance:")):
+                        counters[f"r{round_}.{name}"] += n
+            rounds.append({"round": round_, "near_misses": report.details.get("near_misses", 0),
+                           "proposed": report.kept, "rendered": by_row["render"].kept if "render" in by_row else None,
+                           "refused": by_row["target_check"].kept, "kept": by_row["target_check"].kept,
+                           "spent": stats.get("spent")})
+            kept += survivors
+            dropped += gone
+            parents = [p for p in gone if Path(p).parent.name == "target_check"]
+            checked += survivors + parents
+            seen = sorted(set(seen) | {r.id for r in read_records(children)})
+        added = sum(r["kept"] for r in rounds)
+        report = StageReport(step.funnel_row, True, entered, entered + added, dropped=dict(sorted(drop_reasons.items())),
+                             seconds=round(time.perf_counter() - started, 3),
+                             note=f"{len(rounds)} rounds, {variants} variants, {added} refined items kept"
+                                  + (f", {calls} rewriter calls" if calls else ""),
+                             details={k: v for k, v in sorted(counters.items()) if not k.startswith("near_misses")})
+        report.details["variants"] = variants
+        self.timings[step.funnel_row] = report.seconds
+        self.refined = {"rounds": rounds, "variants": variants, "calls": calls,
+                        "operators": _operator_rows(self.stats.get(step.name, [])),
+                        "cached": bool(cached) and all(cached), "checked": checked}
+        report.cached = self.refined["cached"]
+        return kept, dropped, report
 
     def close(self, row: str, parts: list[tuple[str, StageReport]]) -> StageReport:
         """The funnel row of `parts` (stage name, report) run one after the other."""
         report = chain_reports(row, [r for _, r in parts]) if len(parts) > 1 else parts[0][1]
         report.seconds = self.timings.get(row, report.seconds)
         hits = [monitor.all_cached(name) for name, r in parts if r.ran]  # (pops what the tasks noted)
-        report.cached = report.ran and bool(hits) and all(hits)
+        # (a loop stage, refine, knows itself whether every task of every round was cached)
+        report.cached = report.ran and (report.cached or (bool(hits) and all(hits)))
         progress.event("stage_done", stage=row, status=report.status, seconds=report.seconds,
                        entered=report.entered, kept=report.kept)
         return report
@@ -201,9 +278,22 @@ class Run:
         return out
 
 
+def _operator_rows(stats: list[dict]) -> list[dict]:
+    """Per operator over every round: proposed, not applicable, duplicates, calls."""
+    total: dict[str, Counter] = {}
+    meta: dict[str, dict] = {}
+    for round_stats in stats:
+        for row in round_stats.get("operators", []):
+            total.setdefault(row["operator"], Counter()).update(
+                {k: v for k, v in row.items() if isinstance(v, int)})
+            meta[row["operator"]] = {"kind": row.get("kind"), "stimulus_type": row.get("stimulus_type")}
+    return [{"operator": name, **meta[name], **dict(counts)} for name, counts in sorted(total.items())]
+
+
 @task(name="publish")
 def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funnel: list[dict],
-                 image_root: str, model_calls: dict | None = None, consensus: dict | None = None) -> dict:
+                 image_root: str, model_calls: dict | None = None, consensus: dict | None = None,
+                 refine: dict | None = None) -> dict:
     started = time.perf_counter()
     cfg = config_from_dict(config)
     records = read_records(paths)
@@ -212,7 +302,7 @@ def publish_task(config: dict, paths: list[str], dropped_paths: list[str], funne
         record.status = "accepted"
     report = StageReport("publish", True, len(records), len(records))
     version = publish_local(records, dropped, cfg, [*funnel, report.as_dict()], Path(image_root),
-                            model_calls, consensus=consensus)
+                            model_calls, consensus=consensus, refine=refine)
     report.seconds = time.perf_counter() - started
     report.note = f"version {version.version}" + (" (already published)" if version.reused else "")
     return {"path": str(version.path), "version": version.version, "reused": version.reused,
@@ -288,8 +378,15 @@ def _build(cfg: Config, fresh: bool) -> dict:
     check_failures(model_calls, cfg.run.max_failed_share)  # a stage whose calls failed publishes nothing
     check_not_empty(funnel[-1].kept, cfg.run.allow_empty, cfg.dataset.name, [r.as_dict() for r in funnel])
     consensus = run.summaries(model_calls).get("consensus_label")
+    refined = None
+    if run.refined is not None:  # refinement ran: its rounds, yield, transfer and benign check
+        from mossforge.stages.refine import summary as refine_summary
+
+        refined = refine_summary(cfg, run.refined, [r.as_dict() for r in funnel], read_records(run.refined["checked"]),
+                                 read_records(paths), read_records(p for p in dropped if Path(p).exists()))
     result = run.timed("publish", lambda: publish_task(
-        run.config, paths, dropped, [r.as_dict() for r in funnel], run.image_root, model_calls, consensus))
+        run.config, paths, dropped, [r.as_dict() for r in funnel], run.image_root, model_calls, consensus,
+        refined))
     timings = run.timings
     hub = None
     if cfg.dataset.hub_repo:
@@ -312,6 +409,7 @@ def _build(cfg: Config, fresh: bool) -> dict:
         "shortfall": short,  # {type: how many short of plan.per_type}: the generator had no more
         "model_calls": model_calls,
         "consensus": consensus,
+        "refine": refined,
         "task_runner": cfg.run.task_runner,
         "limits": limit_slots,
     }

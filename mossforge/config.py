@@ -344,6 +344,27 @@ class RunSection(_Section):
         return Path(self.work_dir) if self.work_dir else Path(self.out_dir) / ".work"
 
 
+class RefineSection(_Section):
+    """Target-aware refinement (off by default): near-misses of the target check (too few targets
+    refused) are mutated (seed-bank recombination; LLM rewriting when `rewriter` names an endpoint)
+    and sent back through dedup, render and the target check, round after round, within a budget.
+    Survivors go on to the judge panel like any other candidate."""
+
+    enabled: bool = False
+    rounds: int = Field(2, ge=1, le=20)
+    operators: list[str] = Field(default_factory=list)  # [] = every recombination operator (+ llm_rewrite with a rewriter)
+    per_parent: int = Field(2, ge=1)  # variants per near-miss and round
+    max_parents: int = Field(200, ge=1)  # near-misses refined per round (nearest misses first)
+    include_none: bool = True  # after the near-misses, also candidates no target refused
+    max_variants: int = Field(500, ge=1)  # over all rounds
+    max_calls: int = Field(200, ge=0)  # rewriter calls over all rounds (cached ones count: a re-run proposes the same)
+    max_seconds: Optional[float] = Field(None, gt=0)  # a wall-clock cap (makes the result depend on speed)
+    drive_targets: list[str] = Field(default_factory=list)  # targets whose refusals drive the search ([] = all)
+    held_out_targets: list[str] = Field(default_factory=list)  # asked, never counted: the transfer check
+    rewriter: Optional[str] = None  # an [endpoints] name for llm_rewrite
+    temperature: Optional[float] = Field(0.7, ge=0, le=2)
+
+
 class Config(_Section):
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     plan: PlanSection = Field(default_factory=PlanSection)
@@ -357,6 +378,7 @@ class Config(_Section):
     target_check: TargetCheckSection = Field(default_factory=TargetCheckSection)
     judges: list[JudgeConfig] = Field(default_factory=list)  # none: consensus label is not run
     consensus: ConsensusSection = Field(default_factory=ConsensusSection)
+    refine: RefineSection = Field(default_factory=RefineSection)
     run: RunSection = Field(default_factory=RunSection, json_schema_extra=NO_OUTPUT)  # where and how fast
     local_models: dict[str, LocalModelSection] = Field(default_factory=dict)  # key: an endpoint name
 
@@ -396,6 +418,9 @@ class Config(_Section):
             raise ValueError(f"target_check.min_refusals: {self.target_check.min_refusals} is more "
                              f"than the {len(self.targets)} targets configured")
         self._consensus_rule_fits()
+        self._refine_fits()
+        if self.refine.enabled and self.refine.rewriter:
+            uses["refine.rewriter"] = self.refine.rewriter
         uses.update({f"local_models.{name}": name for name in self.local_models})
         for name in self.local_models:
             if name in self.endpoints:
@@ -411,6 +436,43 @@ class Config(_Section):
                 raise ValueError(f"{key}: {name!r} is not declared under [endpoints] "
                                  f"(declared: {declared})")
         return self
+
+    def _refine_fits(self) -> None:
+        refine = self.refine
+        if not refine.enabled:
+            return
+        if not self.targets:
+            raise ValueError("refine.enabled: refinement needs [[targets]] (it refines what they did not refuse)")
+        names = {t.name for t in self.targets}
+        for key in ("drive_targets", "held_out_targets"):
+            unknown = [n for n in getattr(refine, key) if n not in names]
+            if unknown:
+                raise ValueError(f"refine.{key}: {', '.join(map(repr, unknown))} is not a configured target "
+                                 f"(targets: {', '.join(sorted(names))})")
+        if set(refine.drive_targets) & set(refine.held_out_targets):
+            raise ValueError("refine.held_out_targets: a target cannot both drive the search and be held out")
+        counted = len(refine.drive_targets) if refine.drive_targets else len(names) - len(refine.held_out_targets)
+        if counted < self.target_check.min_refusals:
+            raise ValueError(f"refine.held_out_targets: {counted} targets are left to count refusals, fewer than "
+                             f"target_check.min_refusals = {self.target_check.min_refusals}")
+        from mossforge.generators.refine import operator_registry
+
+        known = operator_registry()
+        unknown = [op for op in refine.operators if op not in known]
+        if unknown:
+            raise ValueError(f"refine.operators: unknown {', '.join(map(repr, unknown))} "
+                             f"(known: {', '.join(sorted(known))})")
+        if "llm_rewrite" in refine.operators and not refine.rewriter:
+            raise ValueError("refine.rewriter: the llm_rewrite operator needs an [endpoints] name to rewrite with")
+
+    def counted_targets(self) -> list[str]:
+        """The targets whose refusals decide the target check (held-out targets are asked, not counted)."""
+        refine = self.refine
+        if not refine.enabled:
+            return [t.name for t in self.targets]
+        if refine.drive_targets:
+            return list(refine.drive_targets)
+        return [t.name for t in self.targets if t.name not in refine.held_out_targets]
 
     def _consensus_rule_fits(self) -> None:
         rule, judges = self.consensus, len(self.judges)
@@ -432,6 +494,8 @@ class Config(_Section):
         data = self.model_dump(mode="json", exclude=output_exclude(Config))
         if not data["local_models"]:
             del data["local_models"]  # configs without local models keep the hash they had
+        if not self.refine.enabled:
+            del data["refine"]  # nor do configs that do not refine
         for target in data["targets"]:  # likewise configs without text-only targets
             if not target.get("image_as_text"):
                 target.pop("image_as_text", None)

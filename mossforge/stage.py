@@ -255,7 +255,8 @@ def rebatch(paths: Sequence[str | Path], size: int, directory: Path, prefix: str
     full = [t for t in tables if t.num_rows] or tables[:1]
     if not full:
         raise ValueError("rebatch: no input batches")
-    table = pa.concat_tables(full) if len(full) > 1 else full[0]
+    # (refined records carry a `lineage` column the others lack: missing columns become nulls)
+    table = pa.concat_tables(full, promote_options="default") if len(full) > 1 else full[0]
     if "id" in table.column_names:
         table = table.sort_by("id")
     parts = [table.slice(i, size) for i in range(0, table.num_rows, size)] or [table]

@@ -115,6 +115,7 @@ def render_card(manifest: dict, benign_features, contrast_features) -> str:
         "card/card.md.j2", yaml=card.to_yaml(), manifest=manifest, config=config, counts=counts,
         verification=verification, candidate=any(status == "not_run" for _, status, _ in verification),
         refusals=refusals_section(manifest), judging=judging_section(manifest.get("consensus")),
+        refine=refine_section(manifest.get("refine")),
         categories=categories, coverage=coverage, funnel=funnel_table(manifest["funnel"]),
         call_rows=model_call_rows(manifest["model_calls"]) if manifest.get("model_calls") else [],
         models=models_section(manifest), version=version_section(manifest),
@@ -150,6 +151,24 @@ def models_section(manifest: dict) -> str:
         return ""
     return render("card/models.md.j2", m=models,
                   has_local_judge=any(j.get("local_model") for j in models["judges"]))
+
+
+def refine_section(refine: dict | None) -> str:
+    """The refinement's rounds, yield, transfer to held-out targets, benign check and operators."""
+    if not refine:
+        return ""
+    kept = {}
+    for row in refine.get("operators", []):
+        kept[row["operator"]] = row
+    rounds = [[r["round"], r["near_misses"], r["proposed"], r["kept"]] for r in refine["rounds"]]
+    operators = [[r["operator"], r.get("kind") or "", r.get("proposed", 0), r.get("kept", 0)]
+                 for r in refine.get("operators", []) if r.get("proposed")]
+
+    def pct(value):
+        return "-" if value is None else f"{value:.0%}"
+
+    return render("card/refine.md.j2", r=refine, y=refine["yield"], round_rows=rounds, operator_rows=operators,
+                  pct=pct)
 
 
 def judging_section(consensus: dict | None) -> str:

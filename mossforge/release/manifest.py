@@ -144,6 +144,7 @@ class Manifest(_Open):
     local_models: dict[str, Any] = {}
     model_calls: Optional[dict[str, Any]] = None
     consensus: Optional[dict[str, Any]] = None
+    refine: Optional[dict[str, Any]] = None  # target-aware refinement: rounds, yield, transfer (when it ran)
     items: Optional[dict[str, Optional[str]]] = None  # stable id -> row digest
     features: Optional[dict[str, dict[str, str]]] = None  # split -> flattened features
     version_number: Optional[str] = None

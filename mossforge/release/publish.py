@@ -46,7 +46,7 @@ from mossforge.release.layout import (  # noqa: F401
 from mossforge.release.manifest import Manifest
 from mossforge.release.report import write_version_report
 from mossforge.release.versions import flatten_features, next_number, unique_number
-from mossforge.schema import SCHEMA_VERSION, Candidate, dataset_features, to_table
+from mossforge.schema import SCHEMA_VERSION, Candidate, dataset_features, has_lineage, to_table
 
 
 @dataclass
@@ -266,6 +266,7 @@ def publish_local(
     model_calls: dict | None = None,
     contrast_only: Sequence[Candidate] = (),
     consensus: dict | None = None,
+    refine: dict | None = None,
 ) -> PublishedVersion:
     """Write the accepted `records` as a new version, or return the existing one with that content.
 
@@ -291,7 +292,7 @@ def publish_local(
     try:
         (tmp / "images").mkdir(parents=True)
         store = ImageStore(image_root)
-        features = {"benign": dataset_features(), "contrast": _contrast_features()}
+        features = {"benign": dataset_features(lineage=has_lineage(records)), "contrast": _contrast_features()}
         controversial = [r for r in records if _is_controversial(r)]
         _write_split(_benign_rows([r for r in records if not _is_controversial(r)], store, tmp),
                      features["benign"], tmp / "data" / "benign" / SHARD)
@@ -307,6 +308,8 @@ def publish_local(
         manifest["counts"]["contrast"] = contrasts
         manifest["model_calls"] = model_calls  # accounting of this run's calls; no keys in it
         manifest["consensus"] = consensus
+        if refine is not None:  # (absent unless refinement ran: earlier manifests keep their shape)
+            manifest["refine"] = refine
         manifest["items"] = item_digests(records)
         manifest["features"] = {split: flatten_features(f) for split, f in features.items()}
         with _publish_lock(root):  # the number is chosen and the folder appears as one step

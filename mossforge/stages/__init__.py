@@ -13,6 +13,7 @@ from mossforge.stages.consensus_label import ConsensusLabelStage
 from mossforge.stages.dedup import DedupStage
 from mossforge.stages.generate import GenerateStage
 from mossforge.stages.plan import PlanStage
+from mossforge.stages.refine import RefineStage
 from mossforge.stages.render import ImageDuplicatesStage, RenderStage
 from mossforge.stages.target_check import TargetCheckStage
 
@@ -23,6 +24,7 @@ PIPELINE: list[Stage] = [
     RenderStage(),
     ImageDuplicatesStage(),
     TargetCheckStage(),
+    RefineStage(),
     ConsensusLabelStage(),
 ]
 

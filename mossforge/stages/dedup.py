@@ -100,7 +100,10 @@ class DedupStage(Stage):
             unique, dropped = self._dedup(records, ctx)
         for t, n in Counter(r.stimulus_type for r in unique).items():
             ctx.count(f"survived:{t}", n)
-        kept, surplus = quota(unique, config.plan.per_type)
+        if ctx.params.get("round"):  # refine's variants: no per-type quota (the keep rule decides)
+            kept, surplus = unique, []
+        else:
+            kept, surplus = quota(unique, config.plan.per_type)
         yield from (Keep(r) for r in kept)
         yield from (Drop(r, reason) for r, reason in dropped)
         yield from (Drop(r, "surplus") for r in surplus)
@@ -111,6 +114,10 @@ class DedupStage(Stage):
 
         config = ctx.config
         references = load_references(config)
+        if ctx.params.get("against"):  # refine: the run's candidates kept so far
+            from mossforge.stage import read_records
+
+            references += [(r.question, "run", r.id) for r in read_records(ctx.params["against"])]
         if references:
             ctx.note(f"{len(references)} references")
         embedder = MiniLMEmbedder()
@@ -136,7 +143,8 @@ class DedupStage(Stage):
                     result.cluster_id = result.duplicate_of = group[rep].id
                 else:
                     question, source, item_id = refs[int(outcome.reference_match[i])]
-                    result.reason = "earlier_version" if source.startswith("version:") else "reference"
+                    result.reason = ("earlier_version" if source.startswith("version:")
+                                     else "kept_candidate" if source == "run" else "reference")
                     result.cluster_id = result.duplicate_of = item_id or f"ref:{source}:{question[:60]}"
                 dropped.append((record, result.reason))
         return kept, dropped

@@ -37,11 +37,15 @@ class TargetCheckStage(Stage):
                                        answers[target.name], settings, settings.judge)
             for target in config.targets
         }
-        ctx.note(f"keep if >= {settings.min_refusals} of {len(config.targets)} targets refuse"
+        ctx.note(f"keep if >= {settings.min_refusals} of {len(config.counted_targets())} targets refuse"
                  f" ({'full or partial' if settings.count_partial else 'full only'}; {settings.classifier})")
+        counted = set(config.counted_targets())  # held-out targets (refine) are asked, not counted
+        if len(counted) < len(config.targets):
+            ctx.note(f"held out (asked, not counted): {', '.join(t.name for t in config.targets if t.name not in counted)}")
         for n, record in enumerate(records):
             results = [labelled[t.name][n] for t in config.targets]
-            decision = decide(results, settings)
+            decision = decide([r for r in results if r.target in counted], settings)
+            decision.check.results = results
             record.target_check = decision.check
             for result in results:
                 ctx.count(f"asked:{result.target}")
