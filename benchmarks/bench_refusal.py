@@ -1,6 +1,7 @@
 """Refusal classifier: accuracy on the labelled answer sets in tests/data, and answers per second.
 
     .venv/bin/python benchmarks/bench_refusal.py [--data FILE ...] [--repeat 20] [--errors] [--no-question]
+        [--classifier rules|learned]
 
 Accuracy is reported for the `rules` classifier (given each row's question, as the target check
 and `eval` give it) and for prefix string matching (the usual baseline: an answer is a refusal if
@@ -30,10 +31,13 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from mossforge.filters.refusal import LABELS, classify  # noqa: E402
+from mossforge.filters.refusal import LABELS, classify_learned, classify_rules  # noqa: E402
+
+CLASSIFIERS = {"rules": classify_rules, "learned": classify_learned}  # learned: the rules plus the learned layer
+classify = classify_rules
 
 DATA_DIR = ROOT / "tests" / "data"
-SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl",
+SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl", "refusal_answers_families.jsonl",
         "refusal_answers_blind_c.jsonl")
 
 # The prefix list used by string-matching refusal detectors in the literature (GCG-style).
@@ -91,12 +95,18 @@ def main() -> None:
     parser.add_argument("--min-rate", type=float, default=5_000, help="exit 1 below this many answers/s")
     parser.add_argument("--no-question", action="store_true", help="classify without the questions")
     parser.add_argument("--errors", action="store_true", help="print the rules classifier's mistakes")
+    parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="rules",
+                        help="rules (the default path of `classify`) or learned (rules + learned layer; note that its "
+                             "figures on the sets it was trained on are fits: see refusal_train --cv)")
     args = parser.parse_args()
+    global classify
+    classify = CLASSIFIERS[args.classifier]
 
     paths = args.data or [DATA_DIR / name for name in SETS if (DATA_DIR / name).exists()]
     console = Console(width=200)
     table = Table(title="refusal classifiers on the labelled sets (binary: refusal vs compliance, "
                         "partial counted as refusal)", title_justify="left")
+    console.print(f"classifier: {args.classifier}")
     for column in ("set", "answers", "missing", "rules: binary", "rules: three labels",
                    "prefix: binary", "prefix: three labels"):
         table.add_column(column, justify="left" if column == "set" else "right")
