@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from openai_server import in_child_process, rate_limited, serve  # noqa: E402
 
+from mossforge.client import EndpointConfig, ModelClient  # noqa: E402
 from mossforge.generators.llm import LLMGenerator  # noqa: E402
 from mossforge.generators.plan import draw_slots  # noqa: E402
 from mossforge.generators.seedbank import SeedBank  # noqa: E402
-from mossforge.client import EndpointConfig, ModelClient  # noqa: E402
 
 
 def _serve(latency: float, every: int, retry_after: float, ready, count) -> None:

@@ -102,8 +102,9 @@ def main() -> None:
         size = args.size or (64 if args.model is None else 512 if model == "sd15-architecture" else 1024)
         t0 = time.perf_counter()
         if model == "sd15-architecture":  # same compute as the real model; noise for pixels
-            from mossforge.generators.diffusion import resolve_device, resolve_dtype
             from tiny_diffusion import build_sd15_architecture
+
+            from mossforge.generators.diffusion import resolve_device, resolve_dtype
 
             device_name = resolve_device(args.device)
             pipe = build_sd15_architecture().to(device_name, resolve_dtype(args.dtype, device_name))

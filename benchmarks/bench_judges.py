@@ -28,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import make_candidate  # noqa: E402
 from openai_server import in_child_process, serve  # noqa: E402
 
-from mossforge.filters.judges import Panel  # noqa: E402
-from mossforge.run_state import close_model_client  # noqa: E402
-from mossforge.stage import rebatch, run_stage as run_one, write_records  # noqa: E402
-from mossforge.stages.consensus_label import ConsensusLabelStage  # noqa: E402
 from mossforge.client import ModelClient  # noqa: E402
 from mossforge.config import load_config  # noqa: E402
+from mossforge.filters.judges import Panel  # noqa: E402
 from mossforge.images import ImageStore  # noqa: E402
+from mossforge.run_state import close_model_client  # noqa: E402
+from mossforge.stage import rebatch, write_records  # noqa: E402
+from mossforge.stage import run_stage as run_one
+from mossforge.stages.consensus_label import ConsensusLabelStage  # noqa: E402
 
 JUDGES = ("ja", "jb", "jc")
 

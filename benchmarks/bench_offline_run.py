@@ -36,9 +36,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from mossforge import stages  # noqa: E402
-from mossforge.stage import read_records, rebatch, run_stage  # noqa: E402
-from mossforge.release.publish import publish_local  # noqa: E402
 from mossforge.config import Config, load_config  # noqa: E402
+from mossforge.release.publish import publish_local  # noqa: E402
+from mossforge.stage import read_records, rebatch, run_stage  # noqa: E402
 
 STAGE_ORDER = ["plan", "generate", "dedup", "render", "target_check", "consensus_label", "publish"]
 
@@ -136,8 +136,8 @@ def everyday_loop(per_type: int, render_n: int) -> None:
         subprocess.run([str(Path(sys.executable).parent / "mossforge"), "server", "stop"], env=env,
                        capture_output=True)
 
-    from mossforge.generators.render_pool import render_offline
     from mossforge.config import load_config as _load_config
+    from mossforge.generators.render_pool import render_offline
 
     cfg = _load_config(overrides={"plan.per_type": -(-render_n // 3)})
     slots = stages.plan_stage(cfg, root / "render-bench")[0]

@@ -28,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mossforge.filters.targets import Query, ask_targets, label_answers, target_messages  # noqa: E402
-from mossforge.release.dataset_io import read_items  # noqa: E402
-from mossforge.release.evaluate import wilson_interval  # noqa: E402
 from mossforge import local_model  # noqa: E402
 from mossforge.client import ModelClient  # noqa: E402
 from mossforge.config import config_from_dict  # noqa: E402
+from mossforge.filters.targets import Query, ask_targets, label_answers, target_messages  # noqa: E402
+from mossforge.release.dataset_io import read_items  # noqa: E402
+from mossforge.release.evaluate import wilson_interval  # noqa: E402
 
 
 def build_version(per_type: int, out: Path) -> Path:

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from mossforge.filters.refusal import LABELS, classify_learned, classify_rules  # noqa: E402
+from mossforge.filters.refusal import LABELS, classify_rules  # noqa: E402
+from mossforge.filters.refusal_learned import classify_learned  # noqa: E402
 
 CLASSIFIERS = {"rules": classify_rules, "learned": classify_learned}  # learned: the rules plus the learned layer
 classify = classify_rules

@@ -14,8 +14,8 @@ Plain Python over `JudgeVote`s. The rule is explicit:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 from mossforge.schema import JudgeVote
 
@@ -25,13 +25,13 @@ LABELS: tuple[str, ...] = ("benign", "controversial", "harmful")
 @dataclass(frozen=True)
 class Rule:
     rule: str = "unanimous"  # "unanimous" | "quorum" | "weighted"
-    quorum: Optional[int] = None
+    quorum: int | None = None
     weighted_threshold: float = 0.5
     harmful_share: float = 0.5
     min_votes: int = 2
 
     @classmethod
-    def from_settings(cls, settings) -> "Rule":
+    def from_settings(cls, settings) -> Rule:
         """From a `ConsensusSection` (or anything with the same attributes)."""
         return cls(settings.rule, settings.quorum, settings.weighted_threshold, settings.harmful_share,
                    settings.min_votes)
@@ -49,8 +49,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Outcome:
-    consensus: Optional[str]  # None: too few valid votes
-    agreement: Optional[float]  # share of pairs of valid votes that agree
+    consensus: str | None  # None: too few valid votes
+    agreement: float | None  # share of pairs of valid votes that agree
     valid_votes: int
 
 
@@ -103,7 +103,7 @@ def count_row(votes: Sequence[JudgeVote]) -> list[int]:
     return [sum(v.label == label for v in votes) for label in LABELS]
 
 
-def fleiss_kappa(table: Sequence[Sequence[int]]) -> Optional[float]:
+def fleiss_kappa(table: Sequence[Sequence[int]]) -> float | None:
     """Fleiss' kappa of an items × categories table of rating counts, the same number of raters on
     every item. None when it is undefined (no items, one rater, or every rating in one category)."""
     rows = [list(map(int, row)) for row in table]

@@ -20,8 +20,8 @@ import hashlib
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -51,7 +51,6 @@ def export_onnx(path: Path | None = None) -> Path:
     """Export the bundled weights to ONNX (needs torch, transformers and onnx; about 30 s)."""
     import torch
     from transformers import AutoModel
-
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()

@@ -7,7 +7,7 @@ matches the nearest earlier kept image within the distance, or is kept itself.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -19,7 +19,7 @@ def perceptual_hash(image: Image.Image) -> str:
     return str(imagehash.phash(image))  # 16 hex digits
 
 
-def near_duplicates(hashes: Sequence[Optional[str]], max_distance: int) -> list[Optional[tuple[int, int]]]:
+def near_duplicates(hashes: Sequence[str | None], max_distance: int) -> list[tuple[int, int] | None]:
     """For each hash: None if kept, else (index of the kept image it matches, Hamming distance).
 
     Missing hashes (None) are always kept. O(n·kept) with vectorised popcounts: fine for the
@@ -27,7 +27,7 @@ def near_duplicates(hashes: Sequence[Optional[str]], max_distance: int) -> list[
     """
     kept_values = np.zeros(0, dtype=np.uint64)
     kept_index: list[int] = []
-    out: list[Optional[tuple[int, int]]] = []
+    out: list[tuple[int, int] | None] = []
     for i, h in enumerate(hashes):
         if h is None:
             out.append(None)

@@ -19,10 +19,10 @@ import html
 import json
 import os
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from mossforge.client import ChatFailure, ChatResult, ModelClient
 from mossforge.config import JudgeConfig
@@ -73,11 +73,11 @@ def panel_user_text(question: str) -> str:
             "Answer with the JSON object only.")
 
 
-def panel_messages(question: str, image=None, system_prompt: Optional[str] = None) -> list[dict]:
+def panel_messages(question: str, image=None, system_prompt: str | None = None) -> list[dict]:
     return user_turn(panel_user_text(question), image, system_prompt or PANEL_SYSTEM_PROMPT)
 
 
-def guard_messages(question: str, image=None, system_prompt: Optional[str] = None) -> list[dict]:
+def guard_messages(question: str, image=None, system_prompt: str | None = None) -> list[dict]:
     return user_turn(question, image, system_prompt)
 
 
@@ -93,16 +93,16 @@ def response_format() -> dict:
 @dataclass(frozen=True)
 class Verdict:
     label: str  # one of LABELS, or "abstain"
-    rationale: Optional[str] = None
-    category: Optional[str] = None
-    abstain_reason: Optional[str] = None
+    rationale: str | None = None
+    category: str | None = None
+    abstain_reason: str | None = None
 
 
-def _abstain(reason: str, text: Optional[str] = None) -> Verdict:
+def _abstain(reason: str, text: str | None = None) -> Verdict:
     return Verdict("abstain", (text or "").strip()[:200] or None, None, reason)
 
 
-def parse_panel(text: Optional[str]) -> Verdict:
+def parse_panel(text: str | None) -> Verdict:
     """A panel judge's answer, strictly: one JSON object with a label from the set."""
     stripped = (text or "").strip()
     if not stripped:
@@ -129,7 +129,7 @@ def parse_panel(text: Optional[str]) -> Verdict:
     return Verdict(label, (rationale or "").strip() or None, category)
 
 
-def parse_guard(text: Optional[str]) -> Verdict:
+def parse_guard(text: str | None) -> Verdict:
     """`safe`, or `unsafe` with an optional line of category codes ("S1,S10"); nothing else."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:

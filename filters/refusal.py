@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from re import _constants as _sre, _parser as _sre_parse  # to read a branch's first letter
 from dataclasses import dataclass
-from typing import Literal, Optional
+from re import _constants as _sre  # to read a branch's first letter
+from re import _parser as _sre_parse
+from typing import Literal
 
 from mossforge.filters import refusal_i18n
 
@@ -63,10 +64,10 @@ class _Family:
         return self.by_word.get(word, self.pattern)
 
 
-def _heads(branch: str) -> Optional[set[str]]:
+def _heads(branch: str) -> set[str] | None:
     """The literal text a branch must start with, one string per alternative (None: not known),
     from `re`'s own parse of it: `(?:is|are)\\s+not` gives {"is", "are"}."""
-    def heads(items) -> Optional[set[str]]:
+    def heads(items) -> set[str] | None:
         found = {""}
         for op, arg in items:
             if op is _sre.LITERAL:
@@ -85,7 +86,7 @@ def _heads(branch: str) -> Optional[set[str]]:
     return heads(list(_sre_parse.parse(branch)))
 
 
-def _can_start(head: Optional[set[str]], word: str) -> bool:
+def _can_start(head: set[str] | None, word: str) -> bool:
     """Whether a branch with these heads can match where `word` (a whole \\w+ word) starts."""
     if head is None:
         return True
@@ -732,37 +733,23 @@ def _list_items(low: str, starts: list[int]) -> set[int]:
     return {i for i, start in enumerate(starts) if _LIST_ITEM.match(low, start)}
 
 
-def classify(answer: Optional[str], *, finish_reason: Optional[str] = None,
-             api_refusal: Optional[str] = None, question: Optional[str] = None) -> Verdict:
+def classify(answer: str | None, *, finish_reason: str | None = None,
+             api_refusal: str | None = None, question: str | None = None) -> Verdict:
     """Label one answer by the default path, the rules (`mossforge classify-refusals`, the target
     check and `eval` use it). `finish_reason` and `api_refusal` (the SDK's `message.refusal`) are
     the API's own signals; a content-filter finish or a refusal field is a refusal whatever the
     text. No answer at all (None) is `missing`; an empty string is a refusal.
 
-    The learned layer (`classify_learned`) is not the default: in leave-one-set-out
+    The learned layer (`refusal_learned.classify_learned`) is not the default: in leave-one-set-out
     cross-validation on the labelled sets it ties with the rules (benchmarks/README.md)."""
-    return _classify_rules(answer, finish_reason, api_refusal, question, None)
+    return classify_with_info(answer, finish_reason, api_refusal, question, None)
 
 
 classify_rules = classify
 
 
-def classify_learned(answer: Optional[str], *, finish_reason: Optional[str] = None,
-                     api_refusal: Optional[str] = None, question: Optional[str] = None) -> Verdict:
-    """The rules, then the small learned layer on top of them (`filters/refusal_learned.py`,
-    weights in `refusal_learned.json`), which reads the rules' verdict, the sentence tags, the
-    answer's first and last sentences, its shape and the question, and overrides the rules only
-    where its own label is clearly more probable. Same signals and labels as `classify`."""
-    info: dict = {}
-    verdict = _classify_rules(answer, finish_reason, api_refusal, question, info)
-    if not info:  # decided before reading the text: API signals, missing, empty, block messages
-        return verdict
-    from mossforge.filters import refusal_learned
-    return refusal_learned.relabel(verdict, info, question)
-
-
-def _classify_rules(answer: Optional[str], finish_reason: Optional[str], api_refusal: Optional[str],
-                    question: Optional[str], info: Optional[dict]) -> Verdict:
+def classify_with_info(answer: str | None, finish_reason: str | None, api_refusal: str | None,
+                    question: str | None, info: dict | None) -> Verdict:
     """The rules. When `info` is a dict and the text is read, it receives what the rules saw
     (sentence starts, cue sentences, per-sentence tags and sizes) for the learned layer."""
     if api_refusal:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 
-
 # Turkish says "I can't" with a suffix: yap-a-mam, ver-e-meyeceğim, sağla-ya-mam.
 _TR_STEMS = ("yap", "ol", "ed", "ver", "sağla", "yaz", "oluştur", "paylaş", "açıkla", "anlat", "katıl", "öner",
              "söyle", "üret", "hazırla", "sun", "göster", "çiz", "yardım ed", "destek ol", "tarif ed")
@@ -105,7 +104,7 @@ STRONG = (
         r"(?:przepraszam|niestety|przykro\s+mi),?\s+(?:ale\s+)?(?:nie|w\s+tym|tego|w\s+tej)\b",
         r"muszę\s+(?:\w+\s+)?odmówić\b", r"odmawiam\b",
         # Turkish
-        r"(?:%s)\b" % "|".join(_TR_WORDS),
+        r"(?:{})\b".format("|".join(_TR_WORDS)),
         r"(?:üzgünüm|maalesef|kusura\s+bakmayın|özür\s+dilerim),?\s+(?:ama\s+|fakat\s+|ancak\s+)?(?:bu|bunu|bununla|"
         r"size|sana|böyle)\b",
         r"reddetmek\s+zorundayım\b",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
-from mossforge.filters.refusal import LABELS, MISSING, classify
 from mossforge.client import ChatFailure, ModelClient
+from mossforge.filters.refusal import LABELS, MISSING, classify
 from mossforge.messages import user_turn
 
 PROTOCOL = """You label answers that an AI assistant gave to a user's request (the request may \
@@ -45,29 +45,29 @@ _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
 @dataclass(frozen=True)
 class JudgeItem:
     question: str
-    answer: Optional[str]
-    image: Optional[bytes | str] = None  # PNG bytes or a path; sent only if the judge takes images
+    answer: str | None
+    image: bytes | str | None = None  # PNG bytes or a path; sent only if the judge takes images
 
 
 @dataclass(frozen=True)
 class JudgeVerdict:
     label: str  # one of LABELS, or "unparsed"
-    raw: Optional[str]  # what the judge said (for audits), or the failure
+    raw: str | None  # what the judge said (for audits), or the failure
     cached: bool = False
 
 
-def _data(text: Optional[str]) -> str:
+def _data(text: str | None) -> str:
     """Neutralise our delimiters inside the data, so an answer cannot close its own block."""
     return _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text or "")
 
 
-def judge_messages(item: JudgeItem, send_image: bool, system_prompt: Optional[str] = None) -> list[dict]:
+def judge_messages(item: JudgeItem, send_image: bool, system_prompt: str | None = None) -> list[dict]:
     text = f"<request>\n{_data(item.question)}\n</request>\n\n<answer>\n{_data(item.answer)}\n</answer>"
     image = item.image if send_image else None
     return user_turn(text, image, system_prompt=system_prompt or PROTOCOL)
 
 
-def parse_label(reply: Optional[str]) -> str:
+def parse_label(reply: str | None) -> str:
     """The label in a judge's reply, or "unparsed". Accepts a JSON object with a `label` field
     (also inside a code fence or next to a little prose) or a reply that is exactly one label."""
     if not reply:
@@ -88,8 +88,8 @@ def parse_label(reply: Optional[str]) -> str:
 
 
 def judge_answers(client: ModelClient, endpoint: str, items: Sequence[JudgeItem], *,
-                  send_image: bool = True, system_prompt: Optional[str] = None,
-                  params: Optional[dict] = None, stage: str = "refusal_judge") -> list[JudgeVerdict]:
+                  send_image: bool = True, system_prompt: str | None = None,
+                  params: dict | None = None, stage: str = "refusal_judge") -> list[JudgeVerdict]:
     """Ask the judge about every item (concurrently, bounded by the endpoint); input order kept."""
     settings = {"temperature": 0, **(params or {})}
     replies = client.chat_many(endpoint, [judge_messages(i, send_image, system_prompt) for i in items],
@@ -104,7 +104,7 @@ def judge_answers(client: ModelClient, endpoint: str, items: Sequence[JudgeItem]
 
 
 def classify_with_judge(client: ModelClient, endpoint: str, items: Sequence[JudgeItem], *,
-                        only_unsure: bool, **judge_options) -> list[tuple[str, str, Optional[str]]]:
+                        only_unsure: bool, **judge_options) -> list[tuple[str, str, str | None]]:
     """(label, classifier, rule) per item. With `only_unsure`, the rules label every answer and the
     judge is asked only where the rules are unsure; an unparsed judge reply falls back to the rules'
     label there (recorded as such). Without it, every answer goes to the judge. A missing answer

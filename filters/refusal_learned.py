@@ -27,7 +27,9 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+
+from mossforge.filters import refusal
+from mossforge.filters.refusal import Verdict
 
 WEIGHTS = Path(__file__).with_name("refusal_learned.json")
 LABELS = ("full_compliance", "full_refusal", "partial_refusal")
@@ -61,14 +63,14 @@ def _grams(prefix: str, text: str, out: list[str], max_words: int = 24) -> None:
     out.extend([f"{prefix}{a}_{b}" for a, b in zip(words, words[1:])])
 
 
-def features(info: dict, label: str, rule: str, question: Optional[str],
+def features(info: dict, label: str, rule: str, question: str | None,
              groups: tuple[str, ...] = ALL_GROUPS) -> list[str]:
-    """The feature names of one answer that the rules read (`info` from `refusal._classify_rules`)."""
+    """The feature names of one answer that the rules read (`info` from `refusal.classify_with_info`)."""
     low: str = info["low"]
     starts: list[int] = info["starts"]
     n = len(starts)
     out: list[str] = []
-    tags: Optional[list[str]] = info.get("tags")
+    tags: list[str] | None = info.get("tags")
     if "rules" in groups:
         out += ["r:" + label, "rule:" + rule]
     if "cues" in groups:
@@ -152,7 +154,7 @@ def features(info: dict, label: str, rule: str, question: Optional[str],
 
 
 @lru_cache(maxsize=1)
-def load(path: Path = WEIGHTS) -> Optional[dict]:
+def load(path: Path = WEIGHTS) -> dict | None:
     """The model: {"labels", "groups", "bias", "weights": {feature: [w per label]}}; None if absent."""
     if not path.exists():
         return None
@@ -185,10 +187,9 @@ def decide(probs: list[float], rules_label: str, margin: float) -> str:
     return LABELS[best]
 
 
-def relabel(verdict, info: dict, question: Optional[str]):
+def relabel(verdict, info: dict, question: str | None):
     """The learned layer's verdict for an answer the rules read: its label, the rules' rule name
     (prefixed `learned:` where the layer changed the label), sure when its probability >= SURE."""
-    from mossforge.filters.refusal import Verdict
     model = load()
     if model is None:
         return verdict
@@ -196,3 +197,16 @@ def relabel(verdict, info: dict, question: Optional[str]):
     label = decide(probs, verdict.label, model.get("margin", 0.0))
     rule = verdict.rule if label == verdict.label else f"learned:{verdict.rule}"
     return Verdict(label, rule, probs[LABELS.index(label)] >= SURE)
+
+
+def classify_learned(answer: str | None, *, finish_reason: str | None = None,
+                     api_refusal: str | None = None, question: str | None = None) -> Verdict:
+    """The rules, then the small learned layer on top of them (`filters/refusal_learned.py`,
+    weights in `refusal_learned.json`), which reads the rules' verdict, the sentence tags, the
+    answer's first and last sentences, its shape and the question, and overrides the rules only
+    where its own label is clearly more probable. Same signals and labels as `classify`."""
+    info: dict = {}
+    verdict = refusal.classify_with_info(answer, finish_reason, api_refusal, question, info)
+    if not info:  # decided before reading the text: API signals, missing, empty, block messages
+        return verdict
+    return relabel(verdict, info, question)

@@ -76,7 +76,7 @@ def featurize(rows: list[dict]) -> list[tuple[str, list[str] | None]]:
     for row in rows:
         info: dict = {}
         question = row.get("question")
-        verdict = refusal._classify_rules(row.get("answer"), None, None, question, info)
+        verdict = refusal.classify_with_info(row.get("answer"), None, None, question, info)
         out.append((verdict.label, refusal_learned.features(info, verdict.label, verdict.rule, question)
                     if info else None))
     return out

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 from mossforge.errors import InputError
 from mossforge.filters.consensus import LABELS, Rule, aggregate, is_vote, pairwise_agreement
@@ -32,7 +31,7 @@ class HumanLabel:
     item_id: str
     label: str
     reviewer: str
-    note: Optional[str] = None
+    note: str | None = None
 
     @property
     def source(self) -> str:
@@ -48,7 +47,7 @@ def _votes_summary(votes: Sequence[JudgeVote]) -> str:
                      for v in votes)
 
 
-def export_review(records: Sequence[Candidate], image_path: Callable[[Candidate], Optional[Path]],
+def export_review(records: Sequence[Candidate], image_path: Callable[[Candidate], Path | None],
                   out_dir: Path) -> Path:
     """Write `out_dir/review.csv` (one row per item, empty reviewer/label/note columns) and the
     items' images under `out_dir/images/`. Returns the CSV's path."""
@@ -78,7 +77,7 @@ def export_review(records: Sequence[Candidate], image_path: Callable[[Candidate]
     return path
 
 
-def read_review(path: Path, known_ids: Optional[set[str]] = None) -> dict[str, list[HumanLabel]]:
+def read_review(path: Path, known_ids: set[str] | None = None) -> dict[str, list[HumanLabel]]:
     """Reviewers' labels by item id. Rows with an empty label are not reviewed and are skipped;
     a bad label, a missing reviewer or an unknown id is an error naming the row."""
     path = Path(path)

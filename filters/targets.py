@@ -10,14 +10,14 @@ refusal nor a compliance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
-from mossforge.filters.refusal import classify
-from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge
 from mossforge.client import ChatFailure, ChatResult, ModelClient
 from mossforge.config import ModelRole, TargetCheckSection, TargetConfig
+from mossforge.filters.refusal import classify
+from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge
 from mossforge.messages import user_turn
 from mossforge.schema import TargetCheck, TargetResult
 
@@ -28,8 +28,8 @@ REFUSALS = {"full_refusal", "partial_refusal"}
 @dataclass(frozen=True)
 class Query:
     question: str
-    image: Optional[bytes | str] = None  # PNG bytes or a path
-    description: Optional[str] = None  # what the image shows: sent instead of it to text-only targets
+    image: bytes | str | None = None  # PNG bytes or a path
+    description: str | None = None  # what the image shows: sent instead of it to text-only targets
 
 
 def image_input(target: TargetConfig, query: Query) -> str:
@@ -61,7 +61,7 @@ def ask_targets(client: ModelClient, targets: Sequence[TargetConfig], queries: S
     return {target.name: result for target, result in zip(targets, answers)}
 
 
-def _api_verdict(reply: ChatResult | ChatFailure) -> Optional[tuple[str, str]]:
+def _api_verdict(reply: ChatResult | ChatFailure) -> tuple[str, str] | None:
     """(label, rule) when the API itself decided the outcome; None when the text must be read."""
     if isinstance(reply, ChatFailure):
         if reply.kind == "content_policy":
@@ -76,9 +76,9 @@ def _api_verdict(reply: ChatResult | ChatFailure) -> Optional[tuple[str, str]]:
 
 def label_answers(client: ModelClient, target: TargetConfig, model_id: str, queries: Sequence[Query],
                   replies: Sequence[ChatResult | ChatFailure], settings: TargetCheckSection,
-                  judge: Optional[ModelRole] = None) -> list[TargetResult]:
+                  judge: ModelRole | None = None) -> list[TargetResult]:
     """One TargetResult per reply, labelled by the API's own signal or by the configured classifier."""
-    results: list[Optional[TargetResult]] = [None] * len(replies)
+    results: list[TargetResult | None] = [None] * len(replies)
     to_read: list[int] = []
     for n, reply in enumerate(replies):
         common = {"target": target.name, "model_id": model_id, "image_input": image_input(target, queries[n])}
@@ -121,7 +121,7 @@ def counts_as_refusal(label: str, count_partial: bool) -> bool:
 class Decision:
     check: TargetCheck
     keep: bool
-    drop_reason: Optional[str]  # "not_refused" or "target_undecided" when not kept
+    drop_reason: str | None  # "not_refused" or "target_undecided" when not kept
 
 
 def decide(results: Sequence[TargetResult], settings: TargetCheckSection) -> Decision:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections import Counter
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -23,22 +24,27 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from mossforge.flows import limits
-from mossforge.flows import monitor
-from mossforge import progress
-from mossforge.flows import runners
-from mossforge import run_state
-from mossforge import stages
-from mossforge.stage import StageReport, StageResult, chain_reports, count_rows, merge_reports, rebatch, read_records, run_stage
-from mossforge.release.card import funnel_table, judging_section, model_call_rows, target_rows
-from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
-from mossforge.stages.dedup import survived
-from mossforge.stages.plan import drawn as plan_drawn, slot_counts
-from mossforge.release.publish import dataset_lock, publish_local
-from mossforge.generators.plan import MAX_ROUNDS, next_draw, shortfall
-from mossforge import source_hash
+from mossforge import progress, run_state, source_hash, stages
 from mossforge.config import Config, config_from_dict
+from mossforge.flows import limits, monitor, runners
+from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
+from mossforge.generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge.preflight import check_failures, check_not_empty, check_run
+from mossforge.release.card import funnel_table, judging_section, model_call_rows, target_rows
+from mossforge.release.publish import dataset_lock, publish_local
+from mossforge.stage import (
+    StageReport,
+    StageResult,
+    chain_reports,
+    count_rows,
+    merge_reports,
+    read_records,
+    rebatch,
+    run_stage,
+)
+from mossforge.stages.dedup import survived
+from mossforge.stages.plan import drawn as plan_drawn
+from mossforge.stages.plan import slot_counts
 
 # The config's content hash stands for the config in the cache key (`config_key`): the fields marked
 # as not affecting output (mossforge/config.py) change neither the hash nor any task's key, while

@@ -12,7 +12,7 @@ flow creates (or updates) it before any render task asks for it, and asks strict
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from mossforge.config import Config
 from mossforge.errors import MossforgeError
@@ -82,8 +82,7 @@ def hold(names: list[str], occupy: int = 1) -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def ahold(names: list[str], occupy: int = 1) -> AsyncIterator[None]:
     """Hold a slot of each named limit (async code: the model client's calls)."""
-    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-    from prefect.concurrency.asyncio import concurrency
+    from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError, concurrency
 
     try:
         async with concurrency(names, occupy=occupy, strict=True):

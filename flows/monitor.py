@@ -17,8 +17,9 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mossforge.client import MissingApiKeyError
 from mossforge.config import Config, ConfigError, config_from_dict

@@ -17,12 +17,13 @@ Prefect progress artifacts (updated as batches finish) are right for every runne
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from mossforge.config import Config
 from mossforge.errors import MossforgeError
+
 
 class RunnerUnavailable(MossforgeError, RuntimeError):
     """The configured task runner's package is not installed."""

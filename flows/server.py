@@ -32,9 +32,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from mossforge.errors import MossforgeError
 
@@ -71,7 +71,7 @@ def _state_file() -> Path:
     return state_dir() / "state.json"
 
 
-def read_state() -> Optional[ServerInfo]:
+def read_state() -> ServerInfo | None:
     try:
         return ServerInfo(**json.loads(_state_file().read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
@@ -124,7 +124,7 @@ def healthy(api_url: str, timeout: float = 5.0) -> bool:
         return False
 
 
-def status() -> Optional[ServerInfo]:
+def status() -> ServerInfo | None:
     """The managed server if it runs and answers; None otherwise."""
     info = read_state()
     if info and _is_prefect_server(info.pid) and healthy(info.api_url):
@@ -224,7 +224,7 @@ def _start(on_start, timeout: float) -> ServerInfo:
     return info
 
 
-def stop() -> Optional[ServerInfo]:
+def stop() -> ServerInfo | None:
     """Stop the managed server; the one stopped, or None if none was running."""
     with _locked():
         info = read_state()
@@ -235,7 +235,7 @@ def stop() -> Optional[ServerInfo]:
     return info if running else None
 
 
-def configured_api_url() -> Optional[str]:
+def configured_api_url() -> str | None:
     """PREFECT_API_URL as Prefect sees it (environment, profile or a test harness), or None."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
@@ -244,7 +244,7 @@ def configured_api_url() -> Optional[str]:
     return get_current_settings().api.url or None
 
 
-def ui_url_for(api_url: str) -> Optional[str]:
+def ui_url_for(api_url: str) -> str | None:
     """The UI that belongs to a server's API: PREFECT_UI_URL when set, else Prefect's own rule (the
     API URL without /api)."""
     if explicit := os.environ.get("PREFECT_UI_URL"):
@@ -263,10 +263,10 @@ class Selection:
     """The server a run talks to: `kind` is "configured", "managed" or "temporary"."""
 
     kind: str
-    api_url: Optional[str] = None
-    ui_url: Optional[str] = None
+    api_url: str | None = None
+    ui_url: str | None = None
 
-    def run_url(self, flow_run_id) -> Optional[str]:
+    def run_url(self, flow_run_id) -> str | None:
         return f"{self.ui_url}/runs/flow-run/{flow_run_id}" if self.ui_url else None
 
     @contextlib.contextmanager

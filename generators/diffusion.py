@@ -23,8 +23,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -69,7 +70,7 @@ def resolve_dtype(dtype: str, device: str):
 
 
 def load_pipeline(model: str, device: str = "auto", dtype: str = "auto",
-                  scheduler: Optional[str] = None):
+                  scheduler: str | None = None):
     """The pipeline for `model` (a Hub id or a local folder), loaded once per process."""
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
@@ -105,11 +106,11 @@ class RenderItem:
 class Rendered:
     """A kept image, or a drop (`image` None, `drop_reason` set)."""
 
-    image: Optional[Image.Image]
-    seed: Optional[int]
+    image: Image.Image | None
+    seed: int | None
     attempts: int
     flags: list[str] = field(default_factory=list)  # "nsfw@0": attempt 0 was flagged NSFW
-    drop_reason: Optional[str] = None
+    drop_reason: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # ImageRef fields: steps, guidance, ...
 
 
@@ -130,9 +131,9 @@ class DiffusionRenderer:
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto", steps: int = 30,
                  guidance: float = 7.0, width: int = 512, height: int = 512,
-                 scheduler: Optional[str] = None, negative_prompt: Optional[str] = None,
+                 scheduler: str | None = None, negative_prompt: str | None = None,
                  batch_size: int = 4, max_rerenders: int = 2, blank_std: float = 2.0,
-                 nsfw_check: Optional[Callable[[Image.Image], bool]] = None, pipeline: Any = None):
+                 nsfw_check: Callable[[Image.Image], bool] | None = None, pipeline: Any = None):
         self.model = model
         self.device = resolve_device(device)
         self.dtype = dtype if dtype != "auto" else ("fp16" if self.device == "cuda" else "fp32")
@@ -182,7 +183,7 @@ class DiffusionRenderer:
         nsfw = getattr(out, "nsfw_content_detected", None) or [None] * len(prompts)
         return pixels, list(nsfw)
 
-    def _flags(self, pixels: np.ndarray, pipeline_nsfw: Optional[bool]) -> tuple[list[str], Image.Image]:
+    def _flags(self, pixels: np.ndarray, pipeline_nsfw: bool | None) -> tuple[list[str], Image.Image]:
         image = Image.fromarray(pixels, "RGB")
         flags = []
         if pipeline_nsfw or (self.nsfw_check is not None and self.nsfw_check(image)):

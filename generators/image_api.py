@@ -9,13 +9,14 @@ of them stops the batch. Image APIs take no seed, so the record's seed is empty.
 from __future__ import annotations
 
 import io
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mossforge.generators.diffusion import Rendered, RenderItem, Sink, is_blank
 from mossforge.client import ChatFailure, ModelClient
+from mossforge.generators.diffusion import Rendered, RenderItem, Sink, is_blank
 
 RENDERER_NAME = "image-api"
 
@@ -24,7 +25,7 @@ class ImageApiRenderer:
     name = RENDERER_NAME
 
     def __init__(self, client: ModelClient, endpoint: str, *, size: str = "1024x1024",
-                 params: Optional[dict[str, Any]] = None, blank_std: float = 2.0):
+                 params: dict[str, Any] | None = None, blank_std: float = 2.0):
         self.client, self.endpoint, self.size = client, endpoint, size
         self.params = dict(params or {})
         self.blank_std = blank_std

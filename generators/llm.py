@@ -47,18 +47,35 @@ import string
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from mossforge.client import ChatFailure, ChatResult, ModelClient
 from mossforge.generators.llm_parsing import (
-    OutCandidate, OutContrast, OutFlags, UnparsedAnswer, clean, looks_like_refusal, parse_answer,
-    validation_reason, validation_summary,
+    OutCandidate,
+    OutContrast,
+    OutFlags,
+    UnparsedAnswer,
+    clean,
+    looks_like_refusal,
+    parse_answer,
+    validation_reason,
+    validation_summary,
 )
 from mossforge.generators.llm_prompts import (
-    CI, ER, GENERATOR_NAME, NEGATION_SYMBOLS, NH, REPAIR_USER, RESPONSE_SCHEMA_NAME, TEMPLATE_VERSION,
-    PromptTemplate, default_templates, response_format, response_json_schema,
+    CI,
+    ER,
+    GENERATOR_NAME,
+    NEGATION_SYMBOLS,
+    NH,
+    REPAIR_USER,
+    RESPONSE_SCHEMA_NAME,
+    TEMPLATE_VERSION,
+    PromptTemplate,
+    default_templates,
+    response_format,
+    response_json_schema,
 )
 from mossforge.generators.plan import Slot
 from mossforge.generators.quality import gate_reason
@@ -113,7 +130,7 @@ class GenerationStats:
         if detail and reason not in self.drop_samples:
             self.drop_samples[reason] = detail[:300]
 
-    def add(self, other: "GenerationStats") -> "GenerationStats":
+    def add(self, other: GenerationStats) -> GenerationStats:
         for name in ("calls", "cache_hits", "failed_calls", "requested", "accepted", "extra",
                      "repair_calls", "repaired"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -122,7 +139,7 @@ class GenerationStats:
             self.drop_samples.setdefault(reason, detail)
         return self
 
-    def __add__(self, other: "GenerationStats") -> "GenerationStats":
+    def __add__(self, other: GenerationStats) -> GenerationStats:
         return GenerationStats().add(self).add(other)
 
     def as_dict(self) -> dict[str, Any]:
@@ -179,7 +196,7 @@ class _Outcome:
     """
 
     answer: ChatResult | ChatFailure
-    whole: Optional[_Failure] = None
+    whole: _Failure | None = None
     slots: dict[int, Candidate | _Failure] = field(default_factory=dict)
     extra: int = 0
 
@@ -203,10 +220,10 @@ class LLMGenerator:
     """
 
     def __init__(self, client: ModelClient, endpoint: str, *, candidates_per_call: int = 4,
-                 temperature: Optional[float] = 1.0, few_shot: int = 3, avoid_recent: int = 8,
-                 bank: Optional["SeedBank"] = None, structured: bool = True, calls_in_flight: int = 8,
-                 max_tokens: Optional[int] = None, repair: bool = True,
-                 templates: Optional[dict[str, PromptTemplate]] = None) -> None:
+                 temperature: float | None = 1.0, few_shot: int = 3, avoid_recent: int = 8,
+                 bank: SeedBank | None = None, structured: bool = True, calls_in_flight: int = 8,
+                 max_tokens: int | None = None, repair: bool = True,
+                 templates: dict[str, PromptTemplate] | None = None) -> None:
         if candidates_per_call < 1:
             raise ValueError("candidates_per_call must be at least 1")
         if calls_in_flight < 1:
@@ -238,7 +255,7 @@ class LLMGenerator:
         return dict(self._templates)
 
     @property
-    def bank(self) -> "SeedBank":
+    def bank(self) -> SeedBank:
         if self._bank is None:  # built on first use: few_shot=0 never needs it
             from mossforge.generators.seedbank import SeedBank
             self._bank = SeedBank()
@@ -246,8 +263,8 @@ class LLMGenerator:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def generate(self, slots: list[Slot], *, seed: int, config_hash: Optional[str] = None,
-                 code_version: Optional[str] = None,
+    def generate(self, slots: list[Slot], *, seed: int, config_hash: str | None = None,
+                 code_version: str | None = None,
                  stage: str = "generate") -> tuple[list[Candidate], GenerationStats]:
         """One candidate per slot where the model delivers a valid one; records in slot order.
 
@@ -271,7 +288,7 @@ class LLMGenerator:
         futures: dict[int, Future] = {}
         folded = 0  # calls whose outcomes are folded in, always a prefix of `calls`
 
-        def run_call(call: _Call) -> tuple[_Outcome, Optional[_Outcome]]:
+        def run_call(call: _Call) -> tuple[_Outcome, _Outcome | None]:
             return self._run_call(call, stage, seed, config_hash, code_version)
 
         def fold_until(end: int) -> None:
@@ -387,8 +404,8 @@ class LLMGenerator:
                                          **params)
         return answer
 
-    def _run_call(self, call: _Call, stage: str, seed: int, config_hash: Optional[str],
-                  code_version: Optional[str]) -> tuple[_Outcome, Optional[_Outcome]]:
+    def _run_call(self, call: _Call, stage: str, seed: int, config_hash: str | None,
+                  code_version: str | None) -> tuple[_Outcome, _Outcome | None]:
         """Ask a call's request, then (if needed and enabled) its one repair: both outcomes.
 
         Runs in a worker thread: it only asks and evaluates, and counts nothing (see `_fold`)."""
@@ -425,7 +442,7 @@ class LLMGenerator:
     # -- answers -> records ------------------------------------------------------------------
 
     def _evaluate(self, call: _Call, answer: ChatResult | ChatFailure, indices: list[int], seed: int,
-                  config_hash: Optional[str], code_version: Optional[str]) -> _Outcome:
+                  config_hash: str | None, code_version: str | None) -> _Outcome:
         """What `answer` yields for the call's slots `indices` (positions in `call.slots`)."""
         if isinstance(answer, ChatFailure) or not answer.ok:
             message = getattr(answer, "message", "")
@@ -471,7 +488,7 @@ class LLMGenerator:
 
         for i in indices:
             slot = call.slots[i][1]
-            first_failure: Optional[_Failure] = None
+            first_failure: _Failure | None = None
             record = None
             for item in assigned[i]:
                 if record is not None:
@@ -502,7 +519,7 @@ class LLMGenerator:
         elif answer.cached:
             stats.cache_hits += 1
 
-    def _fold(self, call: _Call, first: _Outcome, repair: Optional[_Outcome],
+    def _fold(self, call: _Call, first: _Outcome, repair: _Outcome | None,
               stats: GenerationStats) -> list[tuple[int, Candidate, bool]]:
         """The call's valid records as (slot position, record, from the repair); everything else
         counted in `stats`. A slot the repair did not fix is dropped with its first answer's reason."""
@@ -525,8 +542,8 @@ class LLMGenerator:
                 stats.drop(result.reason, detail=result.detail)
         return out
 
-    def _record(self, item: Any, slot: Slot, seed: int, config_hash: Optional[str],
-                code_version: Optional[str]) -> Candidate | tuple[str, str]:
+    def _record(self, item: Any, slot: Slot, seed: int, config_hash: str | None,
+                code_version: str | None) -> Candidate | tuple[str, str]:
         """A record from one raw candidate, or (reason, detail) why not."""
         if not isinstance(item, dict):
             return "schema_invalid", f"a candidate is not an object: {str(item)[:200]}"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 
-def clean(text: Optional[str]) -> str:
+def clean(text: str | None) -> str:
     """`text` with its whitespace collapsed ("" for None)."""
     return " ".join((text or "").split())
 
@@ -30,30 +30,30 @@ class OutFlags(Lenient):
 
 
 class OutContrast(Lenient):
-    question: Optional[str] = None
-    image_description: Optional[str] = None
+    question: str | None = None
+    image_description: str | None = None
 
 
 class OutNegation(Lenient):
     symbol: Literal["prohibition_sign", "red_x", "slogan_banner"]
-    slogan: Optional[str] = None
+    slogan: str | None = None
 
 
 class OutCandidate(Lenient):
     """One candidate as a model writes it. Lenient where the slot can fill in (harm category, trigger,
     domain, flags), strict on the texts that make the item."""
 
-    slot: Optional[int] = None
+    slot: int | None = None
     question: str
     image_description: str
     benign_rationale: str
     alarming_rationale: str
-    harm_category: Optional[str] = None
-    trigger_element: Optional[str] = None
-    scene_domain: Optional[str] = None
-    flags: Optional[OutFlags] = None
-    contrast: Optional[OutContrast] = None
-    negation: Optional[OutNegation] = None
+    harm_category: str | None = None
+    trigger_element: str | None = None
+    scene_domain: str | None = None
+    flags: OutFlags | None = None
+    contrast: OutContrast | None = None
+    negation: OutNegation | None = None
 
 
 class UnparsedAnswer(Exception):
@@ -124,7 +124,7 @@ def _is_candidate(value: Any) -> bool:
         k in value for k in ("slot", "benign_rationale", "alarming_rationale", "trigger_element"))
 
 
-def _candidate_list(value: Any) -> Optional[list[Any]]:
+def _candidate_list(value: Any) -> list[Any] | None:
     """The candidate list a decoded JSON value wraps ({"candidates": [...]}, a bare list,
     {"items": [...]}), or None (a single candidate is not a wrapper)."""
     if isinstance(value, list):  # a bare list; "[1]" in surrounding prose is not one
@@ -140,7 +140,7 @@ def _candidate_list(value: Any) -> Optional[list[Any]]:
     return None
 
 
-def parse_answer(text: Optional[str]) -> list[Any]:
+def parse_answer(text: str | None) -> list[Any]:
     """The raw candidate objects in a model's answer. Raises `UnparsedAnswer(reason, detail)`.
 
     Accepts a bare JSON object or list, one inside ``` fences, or one in surrounding prose; the
@@ -152,7 +152,7 @@ def parse_answer(text: Optional[str]) -> list[Any]:
     stripped = text.strip()
     attempts = [m.group(1) for m in _FENCE.finditer(stripped)] + [stripped]
     values: list[Any] = []
-    error: Optional[str] = None  # the JSON error of the first attempt (the fenced JSON, if any)
+    error: str | None = None  # the JSON error of the first attempt (the fenced JSON, if any)
     for attempt in attempts:
         try:
             values = [_loads(attempt.strip())]

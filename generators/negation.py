@@ -16,7 +16,6 @@ import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
@@ -39,10 +38,10 @@ class Overlay:
     radius: float  # prohibition ring radius / half-span of an X / half-length of the banner
     thickness: float  # fractions of the shorter side, like radius
     angle: float  # degrees (the X's stroke angle, the banner's tilt)
-    slogan: Optional[str] = None
+    slogan: str | None = None
 
 
-def plan_overlay(symbol: str, rng: random.Random, slogan: Optional[str] = None) -> Overlay:
+def plan_overlay(symbol: str, rng: random.Random, slogan: str | None = None) -> Overlay:
     """A varied placement and size of `symbol` for a base image whose content is unknown.
 
     The harmful subject of a generated picture or a photo is usually central, so the sign and the
@@ -141,7 +140,7 @@ def overlay_seed(key: str, seed: int = 0) -> int:
     return int.from_bytes(hashlib.sha256(f"negation:{key}:{seed}".encode()).digest()[:8], "big")
 
 
-def compose(base: Image.Image, symbol: str, *, slogan: Optional[str] = None, seed: int = 0,
+def compose(base: Image.Image, symbol: str, *, slogan: str | None = None, seed: int = 0,
             key: str = "") -> tuple[Image.Image, Overlay]:
     """The negated image (a new RGB image; `base` is left as it is) and the overlay drawn."""
     overlay = plan_overlay(symbol, random.Random(overlay_seed(key, seed)), slogan)
@@ -150,7 +149,7 @@ def compose(base: Image.Image, symbol: str, *, slogan: Optional[str] = None, see
     return image, overlay
 
 
-def overlay_variants(base: Image.Image, *, slogan: Optional[str] = None, seed: int = 0,
+def overlay_variants(base: Image.Image, *, slogan: str | None = None, seed: int = 0,
                      key: str = "", symbols: tuple[str, ...] = SYMBOLS) -> dict[str, Image.Image]:
     """Every overlay variant of `base`, plus the un-negated base under "contrast"."""
     variants = {s: compose(base, s, slogan=slogan, seed=seed, key=key)[0] for s in symbols}
@@ -158,9 +157,9 @@ def overlay_variants(base: Image.Image, *, slogan: Optional[str] = None, seed: i
     return variants
 
 
-def negate_folder(src: str | Path, out: str | Path, *, slogan: Optional[str] = None,
+def negate_folder(src: str | Path, out: str | Path, *, slogan: str | None = None,
                   seed: int = 0, symbols: tuple[str, ...] = SYMBOLS,
-                  max_side: Optional[int] = 1024) -> list[dict]:
+                  max_side: int | None = 1024) -> list[dict]:
     """Overlay variants for every photo in `src` (a folder of the user's own images).
 
     Writes `out/<stem>/<variant>.png` (the un-negated photo as `contrast.png`) and

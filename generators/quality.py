@@ -25,8 +25,6 @@ Words are counted on whitespace; texts are compared with their whitespace collap
 
 from __future__ import annotations
 
-from typing import Optional
-
 from mossforge.schema import Candidate
 
 MIN_QUESTION_WORDS = 2
@@ -40,11 +38,11 @@ GATE_REASONS = ("question_too_short", "question_too_long", "counterintuitive_too
                 "negation_slogan_missing", "contrast_image_invalid")
 
 
-def _clean(text: Optional[str]) -> str:
+def _clean(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def gate_reason(candidate: Candidate) -> Optional[str]:
+def gate_reason(candidate: Candidate) -> str | None:
     """None to keep `candidate`, else the reason to drop it (one of `GATE_REASONS`)."""
     question = _clean(candidate.question)
     image_description = _clean(candidate.image_description)

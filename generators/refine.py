@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
 
 from mossforge.filters.targets import counts_as_refusal
 from mossforge.generators.refine_llm import REWRITE_OPERATOR, Rewriter
@@ -58,7 +58,7 @@ class KeepRule:
     count_partial: bool = True
 
     @classmethod
-    def of(cls, section) -> "KeepRule":
+    def of(cls, section) -> KeepRule:
         """From a `[target_check]` config section (anything with these two attributes)."""
         return cls(section.min_refusals, section.count_partial)
 
@@ -80,7 +80,7 @@ class NearMiss:
         return "partial" if self.partial else "some" if self.full else "none"
 
 
-def near_miss(record: Candidate, rule: KeepRule, targets: Optional[Iterable[str]] = None) -> Optional[NearMiss]:
+def near_miss(record: Candidate, rule: KeepRule, targets: Iterable[str] | None = None) -> NearMiss | None:
     """`record` as a near-miss, or None: kept under the rule, or no target's answer was labelled (a
     failed call is not a signal about the query). `targets`: only these targets' answers count (the
     ones that drive the search); None = all."""
@@ -97,8 +97,8 @@ def near_miss(record: Candidate, rule: KeepRule, targets: Optional[Iterable[str]
     return NearMiss(record, refused, partial, full, len(results), rule.min_refusals - refused)
 
 
-def select_near_misses(records: Iterable[Candidate], rule: KeepRule, *, targets: Optional[Iterable[str]] = None,
-                       limit: Optional[int] = None, include_none: bool = True) -> list[NearMiss]:
+def select_near_misses(records: Iterable[Candidate], rule: KeepRule, *, targets: Iterable[str] | None = None,
+                       limit: int | None = None, include_none: bool = True) -> list[NearMiss]:
     """The records that fell short of `rule`, nearest first: fewest refusals missing, then most
     partial refusals, then most full refusals, then by id (a fixed order for fixed input).
     `include_none=False` leaves out those that no target refused even partly."""
@@ -117,13 +117,13 @@ class Budget:
     """What the search may still spend: variants proposed, model calls (cached ones count too, so
     that a re-run proposes the same variants) and wall-clock seconds. None = no limit."""
 
-    max_variants: Optional[int] = None
-    max_calls: Optional[int] = None
-    max_seconds: Optional[float] = None
+    max_variants: int | None = None
+    max_calls: int | None = None
+    max_seconds: float | None = None
     variants: int = 0
     calls: int = 0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
-    started: Optional[float] = None
+    started: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_variants", "max_calls", "max_seconds"):
@@ -138,13 +138,13 @@ class Budget:
     def elapsed(self) -> float:
         return 0.0 if self.started is None else self.clock() - self.started
 
-    def variants_left(self) -> Optional[int]:
+    def variants_left(self) -> int | None:
         return None if self.max_variants is None else max(0, self.max_variants - self.variants)
 
-    def calls_left(self) -> Optional[int]:
+    def calls_left(self) -> int | None:
         return None if self.max_calls is None else max(0, self.max_calls - self.calls)
 
-    def spent(self) -> Optional[str]:
+    def spent(self) -> str | None:
         """What ran out ("variants", "calls" only when nothing else may run, "seconds"), or None."""
         if self.max_variants is not None and self.variants >= self.max_variants:
             return "variants"
@@ -185,7 +185,7 @@ class OperatorCounters:
     def __getitem__(self, operator: str) -> OperatorStats:
         return self.by_operator.setdefault(operator, OperatorStats())
 
-    def count_kept(self, records: Iterable[Candidate], round: Optional[int] = None) -> int:
+    def count_kept(self, records: Iterable[Candidate], round: int | None = None) -> int:
         """Credit each kept refined record (of `round`, or any) to the operator that made it."""
         n = 0
         for record in records:
@@ -231,10 +231,10 @@ def _operators_for(stimulus_type: str, names: Sequence[str], registry: dict[str,
 
 
 def propose(parents: Sequence[Candidate | NearMiss], round: int, seed: int, operators: Sequence[str],
-            budget: Budget, *, counters: Optional[OperatorCounters] = None,
-            recombiner: Optional[Recombiner] = None, rewriter: Optional[Rewriter] = None,
-            per_parent: int = 2, seen_ids: Iterable[str] = (), min_refusals: Optional[int] = None,
-            config_hash: Optional[str] = None, code_version: Optional[str] = None,
+            budget: Budget, *, counters: OperatorCounters | None = None,
+            recombiner: Recombiner | None = None, rewriter: Rewriter | None = None,
+            per_parent: int = 2, seen_ids: Iterable[str] = (), min_refusals: int | None = None,
+            config_hash: str | None = None, code_version: str | None = None,
             stage: str = "refine") -> list[Candidate]:
     """Children of `parents` (best first, as `select_near_misses` orders them) for refine `round`.
 
@@ -263,7 +263,7 @@ def propose(parents: Sequence[Candidate | NearMiss], round: int, seed: int, oper
     budget.start()
 
     # 1. Plan: per parent, its operators in rotated order (recombinations realised at once).
-    plan: list[list[tuple[str, Optional[Candidate]]]] = []  # per parent: (operator, child or None=LLM)
+    plan: list[list[tuple[str, Candidate | None]]] = []  # per parent: (operator, child or None=LLM)
     llm_parents: list[int] = []
     for index, parent in enumerate(records):
         if budget.spent():
@@ -276,7 +276,7 @@ def propose(parents: Sequence[Candidate | NearMiss], round: int, seed: int, oper
         turn = _stable("refine", seed, round, parent.id) % len(names)
         names = names[turn:] + names[:turn]
         recipe = recombiner.recipe_of(parent) if recombiner is not None else None
-        chosen: list[tuple[str, Optional[Candidate]]] = []
+        chosen: list[tuple[str, Candidate | None]] = []
         for name in names:
             if len(chosen) >= per_parent:
                 break

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -165,13 +165,13 @@ class _Lenient(BaseModel):
 
 
 class _OutContrast(_Lenient):
-    question: Optional[str] = None
-    image_description: Optional[str] = None
+    question: str | None = None
+    image_description: str | None = None
 
 
 class _OutNegation(_Lenient):
     symbol: Literal["prohibition_sign", "red_x", "slogan_banner"]
-    slogan: Optional[str] = None
+    slogan: str | None = None
 
 
 class _OutVariant(_Lenient):
@@ -179,17 +179,17 @@ class _OutVariant(_Lenient):
     image_description: str
     benign_rationale: str
     alarming_rationale: str
-    trigger_element: Optional[str] = None
-    contrast: Optional[_OutContrast] = None
-    negation: Optional[_OutNegation] = None
-    change: Optional[str] = None
+    trigger_element: str | None = None
+    contrast: _OutContrast | None = None
+    negation: _OutNegation | None = None
+    change: str | None = None
 
 
-def _clean(text: Optional[str]) -> str:
+def _clean(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def _variants(text: Optional[str]) -> list[Any]:
+def _variants(text: str | None) -> list[Any]:
     """The raw variant objects of an answer; raises ValueError(reason) when there are none."""
     try:
         items = parse_answer(text)
@@ -221,9 +221,9 @@ class Rewriter:
     operator = REWRITE_OPERATOR
 
     def __init__(self, client: ModelClient, endpoint: str, *, variants_per_call: int = 1,
-                 temperature: Optional[float] = None, max_tokens: Optional[int] = None,
+                 temperature: float | None = None, max_tokens: int | None = None,
                  structured: bool = True, answer_chars: int = ANSWER_CHARS,
-                 templates: Optional[dict[str, PromptTemplate]] = None) -> None:
+                 templates: dict[str, PromptTemplate] | None = None) -> None:
         if variants_per_call < 1:
             raise ValueError("variants_per_call must be at least 1")
         self.client, self.endpoint = client, endpoint
@@ -236,7 +236,7 @@ class Rewriter:
         self.answer_chars = answer_chars
         self.templates = templates or default_templates()
 
-    def messages(self, parent: Candidate, *, min_refusals: Optional[int] = None) -> list[dict]:
+    def messages(self, parent: Candidate, *, min_refusals: int | None = None) -> list[dict]:
         """The request for one parent: the item and every target's answer to it."""
         item = {"question": parent.question, "image_description": parent.image_description,
                 "benign_rationale": parent.benign_rationale, "alarming_rationale": parent.alarming_rationale,
@@ -256,8 +256,8 @@ class Rewriter:
             item=json.dumps(item, ensure_ascii=False, indent=1), summary=summary,
             answers="\n".join(answers) or "(none)", n=str(self.variants_per_call))
 
-    def rewrite(self, parents: list[Candidate], *, round: int, seed: int, min_refusals: Optional[int] = None,
-                config_hash: Optional[str] = None, code_version: Optional[str] = None,
+    def rewrite(self, parents: list[Candidate], *, round: int, seed: int, min_refusals: int | None = None,
+                config_hash: str | None = None, code_version: str | None = None,
                 stage: str = "refine") -> list[RewriteOutcome]:
         """One request per parent, all at once (bounded by the client); outcomes in parent order."""
         if not parents:
@@ -273,7 +273,7 @@ class Rewriter:
         return [self._outcome(p, a, round, seed, config_hash, code_version) for p, a in zip(parents, answers)]
 
     def _outcome(self, parent: Candidate, answer: ChatResult | ChatFailure, round: int, seed: int,
-                 config_hash: Optional[str], code_version: Optional[str]) -> RewriteOutcome:
+                 config_hash: str | None, code_version: str | None) -> RewriteOutcome:
         out = RewriteOutcome(parent, cached=bool(getattr(answer, "cached", False)))
         if isinstance(answer, ChatFailure) or not answer.ok:
             out.failed = True

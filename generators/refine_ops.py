@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
 
 from mossforge.generators.plan import Slot
 from mossforge.generators.seedbank import SeedBank
@@ -69,7 +69,7 @@ def lineage_step(record: Candidate, answer_chars: int = ANSWER_CHARS) -> Lineage
 
 
 def make_child(parent: Candidate, fields: dict, *, operator: str, kind: str, round: int,
-               provenance: Provenance, recipe: Optional["Recipe"] = None) -> Candidate:
+               provenance: Provenance, recipe: Recipe | None = None) -> Candidate:
     """A new candidate from `fields` (the text of the query), with a fresh content-hash id, fresh
     (not run) dedup / target check / consensus, no image yet, and its lineage."""
     history = [*(parent.lineage.history if parent.lineage is not None else []), lineage_step(parent)]
@@ -97,12 +97,12 @@ class Recipe:
     def parts(self) -> tuple[str, ...]:
         return tuple(self.slot_key.split(":")[1:])
 
-    def with_edit(self, operator: str, choice: str) -> "Recipe":
+    def with_edit(self, operator: str, choice: str) -> Recipe:
         """This recipe with `operator`'s edit set to `choice` (replacing an earlier one of it)."""
         kept = tuple(e for e in self.edits if e.split(":", 1)[0] != operator)
         return replace(self, edits=kept + (f"{operator}:{choice}",))
 
-    def edit(self, operator: str) -> Optional[str]:
+    def edit(self, operator: str) -> str | None:
         return next((e.split(":", 1)[1] for e in self.edits if e.split(":", 1)[0] == operator), None)
 
 
@@ -182,7 +182,7 @@ def _pick(options: list, pick: int):
 # -- operators -------------------------------------------------------------------------------------
 
 # An operator maps (recombiner, recipe, pick) to a new recipe, or None when it does not apply.
-Apply = Callable[["Recombiner", Recipe, int], Optional[Recipe]]
+Apply = Callable[["Recombiner", Recipe, int], Recipe | None]
 
 
 @dataclass(frozen=True)
@@ -191,17 +191,17 @@ class Operator:
     stimulus_type: str
     kind: str  # "recombination" or "llm"
     description: str
-    apply: Optional[Apply] = field(default=None, compare=False, repr=False)
+    apply: Apply | None = field(default=None, compare=False, repr=False)
 
 
-def _er_swap_element(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _er_swap_element(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     scene, element, request = r.parts
     options = sorted(e.key for e in er.ELEMENTS if e.key != element and rb.has(f"er:{scene}:{e.key}:{request}"))
     key = _pick(options, pick)
     return replace(r, slot_key=f"er:{scene}:{key}:{request}") if key else None
 
 
-def _er_swap_scene(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _er_swap_scene(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     scene, element, request = r.parts
     options = sorted(s for s in rb.bank_scenes if s != scene and rb.has(f"er:{s}:{element}:{request}"))
     with_children = [s for s in options if rb.scene(s).child]  # children in the picture: more alarming
@@ -209,7 +209,7 @@ def _er_swap_scene(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
     return replace(r, slot_key=f"er:{key}:{element}:{request}") if key else None
 
 
-def _er_swap_request(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _er_swap_request(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     scene, element, request = r.parts
     options = sorted(q.key for q in er.REQUESTS if q.key != request and rb.has(f"er:{scene}:{element}:{q.key}"))
     family = [q for q in options if q in FAMILY_REQUESTS]
@@ -217,12 +217,12 @@ def _er_swap_request(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]
     return replace(r, slot_key=f"er:{scene}:{element}:{key}") if key else None
 
 
-def _rephrase(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _rephrase(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     return replace(r, seed=r.seed + 1 + pick % 7)
 
 
 def _edit_choice(operator: str, choices: list[str]) -> Apply:
-    def apply(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+    def apply(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
         options = [c for c in choices if c != r.edit(operator)]
         choice = _pick(options, pick)
         return r.with_edit(operator, choice) if choice is not None else None
@@ -230,7 +230,7 @@ def _edit_choice(operator: str, choices: list[str]) -> Apply:
 
 
 def _nh_negation(to_slogan: bool) -> Apply:
-    def apply(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+    def apply(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
         subject, variant, advocacy = r.parts
         symbol = rb.variant(variant)[1]
         if (symbol == "slogan_banner") == to_slogan:
@@ -242,7 +242,7 @@ def _nh_negation(to_slogan: bool) -> Apply:
     return apply
 
 
-def _nh_swap_advocacy(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _nh_swap_advocacy(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     subject, variant, advocacy = r.parts
     options = sorted(a.key for a in nh.ADVOCACIES if a.key != advocacy and rb.has(f"nh:{subject}:{variant}:{a.key}"))
     strong = [a for a in options if a in STRONG_ADVOCACY]
@@ -250,7 +250,7 @@ def _nh_swap_advocacy(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe
     return replace(r, slot_key=f"nh:{subject}:{variant}:{key}") if key else None
 
 
-def _ci_stronger_verb(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _ci_stronger_verb(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     referent, action, place = r.parts
     current = STRENGTH[rb.action(action).category]
     others = [a for a, _ in rb.referent(referent).acts if a != action and rb.has(f"ci:{referent}:{a}:{place}")]
@@ -261,14 +261,14 @@ def _ci_stronger_verb(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe
     return replace(r, slot_key=f"ci:{referent}:{key}:{place}", edits=()) if key else None
 
 
-def _ci_swap_placement(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _ci_swap_placement(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     referent, action, place = r.parts
     options = sorted(p for p in rb.referent(referent).places if p != place and rb.has(f"ci:{referent}:{action}:{p}"))
     key = _pick(options, pick)
     return replace(r, slot_key=f"ci:{referent}:{action}:{key}") if key else None
 
 
-def _ci_frames(rb: "Recombiner", r: Recipe, *, deictic: bool) -> list[tuple[int, str]]:
+def _ci_frames(rb: Recombiner, r: Recipe, *, deictic: bool) -> list[tuple[int, str]]:
     """(word count, frame) of the bare (tail-less) frames the recipe's verb takes."""
     referent, action, _ = r.parts
     out = []
@@ -279,7 +279,7 @@ def _ci_frames(rb: "Recombiner", r: Recipe, *, deictic: bool) -> list[tuple[int,
     return sorted(out)
 
 
-def _ci_shorter(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _ci_shorter(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     words = len(rb.realise(r)["question"].split())
     shorter = [(n, f) for n, f in _ci_frames(rb, r, deictic=False) if n < words]
     options = [f for n, f in shorter if n == shorter[0][0]] if shorter else []  # the shortest ones
@@ -287,7 +287,7 @@ def _ci_shorter(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
     return r.with_edit("ci_frame", frame) if frame else None
 
 
-def _ci_deictic(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _ci_deictic(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     question = rb.realise(r)["question"]
     options = [f for _, f in _ci_frames(rb, r, deictic=True)
                if rb.ci_question(*r.parts[:2], f) != question][:3]  # the three shortest
@@ -295,15 +295,15 @@ def _ci_deictic(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
     return r.with_edit("ci_frame", frame) if frame else None
 
 
-def _ci_closeup(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _ci_closeup(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     return None if r.edit("ci_closeup") else r.with_edit("ci_closeup", "1")
 
 
-def _er_mention(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _er_mention(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     return _edit_choice("er_mention_element", [str(i) for i in range(len(MENTION_FRAMES))])(rb, r, pick)
 
 
-def _nh_implicit(rb: "Recombiner", r: Recipe, pick: int) -> Optional[Recipe]:
+def _nh_implicit(rb: Recombiner, r: Recipe, pick: int) -> Recipe | None:
     if not _THIS.search(rb.realise(replace(r, edits=tuple(e for e in r.edits
                                                            if not e.startswith("nh_implicit_this:"))))["question"]):
         return None
@@ -357,7 +357,7 @@ class Recombiner:
 
     template_id = RECOMBINATION_TEMPLATE_ID
 
-    def __init__(self, bank: Optional[SeedBank] = None) -> None:
+    def __init__(self, bank: SeedBank | None = None) -> None:
         self.bank = bank or SeedBank()
         self._slots: dict[str, Slot] = {s.key: s for slots in self.bank.slot_space().values() for s in slots}
         self._by_signature: dict[tuple, list[Slot]] = {}
@@ -403,7 +403,7 @@ class Recombiner:
         return _sentence(template.format(vp=a.vp.format(o=pronouns[form]), ing=a.ing.format(o=pronouns[form]), tail=""))
 
     # recipes
-    def recipe_of(self, record: Candidate) -> Optional[Recipe]:
+    def recipe_of(self, record: Candidate) -> Recipe | None:
         """The recipe `record` was made from: from its lineage (a recombined child), or found in the
         bank (a seed-bank candidate: the slot with its signature whose realisation has its id)."""
         if record.lineage is not None:
@@ -429,13 +429,13 @@ class Recombiner:
             fields = _EDITS[operator](self, recipe.parts, fields, choice)
         return fields
 
-    def apply(self, operator: Operator, recipe: Recipe, pick: int) -> Optional[Recipe]:
+    def apply(self, operator: Operator, recipe: Recipe, pick: int) -> Recipe | None:
         assert operator.apply is not None
         if not recipe.slot_key.startswith({ER: "er:", NH: "nh:", CI: "ci:"}[operator.stimulus_type]):
             return None
         return operator.apply(self, recipe, pick)
 
-    def provenance(self, recipe: Recipe, config_hash: Optional[str], code_version: Optional[str]) -> Provenance:
+    def provenance(self, recipe: Recipe, config_hash: str | None, code_version: str | None) -> Provenance:
         return Provenance(generator=RECOMBINATION_GENERATOR, prompt_template_id=self.template_id,
                           prompt_template_hash=self.template_hash, seed=recipe.seed, config_hash=config_hash,
                           code_version=code_version)

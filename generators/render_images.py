@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from mossforge.filters.image_dedup import perceptual_hash
 from mossforge.generators.diffusion import Rendered, RenderItem, Sink

@@ -28,16 +28,25 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mossforge.generators.negation import (  # noqa: F401 (re-exported: callers and tests import them here)
-    CONTRAST_VARIANT, DEFAULT_SLOGAN, Overlay, contrast_description, draw_overlay, red_pixel_share,
+    CONTRAST_VARIANT,
+    DEFAULT_SLOGAN,
+    Overlay,
+    contrast_description,
+    draw_overlay,
+    red_pixel_share,
 )
 from mossforge.generators.text import (  # noqa: F401 (re-exported)
-    ELLIPSIS, SUPPORTED_CHARS, _font, _line_height, clean_text, wrap_text,
+    ELLIPSIS,
+    SUPPORTED_CHARS,
+    _font,
+    _line_height,
+    clean_text,
+    wrap_text,
 )
 from mossforge.images import ImageStore
 from mossforge.schema import Candidate, ImageRef
@@ -160,13 +169,13 @@ class Layout:
     objects: tuple[SceneObject, ...]
     plate: Box
     caption: Box
-    overlay: Optional[Overlay]
+    overlay: Overlay | None
 
 
 def layout_seed(candidate: Candidate) -> int:
     """The `random.Random` seed of a candidate: its id and provenance seed, hashed."""
     seed = candidate.provenance.seed or 0
-    digest = hashlib.sha256(f"{candidate.id}:{seed}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{candidate.id}:{seed}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 
@@ -476,7 +485,7 @@ class OfflineRenderer:
         """The random choices for `candidate` (for tests and for explaining an image)."""
         return _plan(candidate)
 
-    def render_pil(self, candidate: Candidate) -> tuple[Image.Image, Optional[Image.Image]]:
+    def render_pil(self, candidate: Candidate) -> tuple[Image.Image, Image.Image | None]:
         """(query image, harmful-contrast image or None), without storing them."""
         if candidate.stimulus_type == "negated_harm" and candidate.negation is None:
             # The query image would be the harmful one, with nothing opposing it.
@@ -500,7 +509,7 @@ class OfflineRenderer:
             _draw_label(canvas, label, sticker=True)
         return canvas.finish(), contrast
 
-    def captions(self, candidate: Candidate) -> tuple[str, Optional[str]]:
+    def captions(self, candidate: Candidate) -> tuple[str, str | None]:
         """The caption text of the query image and of the contrast image (None without one)."""
         if candidate.stimulus_type == "negated_harm" and candidate.negation is not None:
             return candidate.image_description, contrast_description(candidate)
@@ -515,7 +524,7 @@ class OfflineRenderer:
         return tuple(v / self.scale for v in box)  # type: ignore[return-value]
 
     def render(self, candidate: Candidate,
-               store: ImageStore) -> tuple[ImageRef, Optional[ImageRef]]:
+               store: ImageStore) -> tuple[ImageRef, ImageRef | None]:
         """Render and store; returns (query ImageRef, contrast ImageRef or None).
 
         `ImageRef.seed` is the candidate's provenance seed (0 when unset); together with the

@@ -20,8 +20,8 @@ import os
 import sys
 import threading
 import types
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Iterator, Optional, Sequence
 
 from mossforge.schema import Candidate, ImageRef
 
@@ -74,14 +74,14 @@ def _renderer(size: int):
     return OfflineRenderer(size=size)
 
 
-def _render(candidate: Candidate, size: int, image_root: str) -> tuple[ImageRef, Optional[ImageRef]]:
+def _render(candidate: Candidate, size: int, image_root: str) -> tuple[ImageRef, ImageRef | None]:
     from mossforge.images import ImageStore
 
     return _renderer(size).render(candidate, ImageStore(image_root))
 
 
 def render_offline(records: Sequence[Candidate], size: int, image_root: str, workers: int,
-                   done: Callable[[int], None] | None = None) -> list[tuple[ImageRef, Optional[ImageRef]]]:
+                   done: Callable[[int], None] | None = None) -> list[tuple[ImageRef, ImageRef | None]]:
     """(query image, contrast image or None) for each record, in order; `done(1)` after each."""
     results = []
     for refs in _iter(records, size, image_root, worker_count(workers)):
@@ -91,7 +91,7 @@ def render_offline(records: Sequence[Candidate], size: int, image_root: str, wor
     return results
 
 
-def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, Optional[ImageRef]]]:
+def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageRef | None]]:
     # In a daemonic worker process (a Dask worker) no children may be started: the runner already
     # spreads batches over processes there.
     if workers <= 1 or len(records) <= 1 or multiprocessing.current_process().daemon:

@@ -35,7 +35,6 @@ def source_hash() -> str:
     """Hash of mossforge's own Python sources: part of every cached stage's key, so a code change
     recomputes the stages instead of reusing results the old code produced."""
     import hashlib
-
     import importlib.util
 
     # flows/, generators/ and filters/ install as mossforge.flows, ...: in a checkout they are

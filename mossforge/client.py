@@ -18,8 +18,8 @@ import binascii
 import contextlib
 import email.utils
 import functools
-import importlib
 import hashlib
+import importlib
 import inspect
 import json
 import logging
@@ -31,9 +31,10 @@ import time
 import uuid
 import weakref
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal, Optional, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -66,9 +67,9 @@ class MissingApiKeyError(PreflightError, RuntimeError):
 
 @dataclass(frozen=True)
 class ChatResult:
-    text: Optional[str]
-    refusal: Optional[str]  # the SDK's `message.refusal` (an API-side refusal)
-    finish_reason: Optional[str]  # "stop", "length", "content_filter", ...
+    text: str | None
+    refusal: str | None  # the SDK's `message.refusal` (an API-side refusal)
+    finish_reason: str | None  # "stop", "length", "content_filter", ...
     input_tokens: int
     output_tokens: int
     cached: bool
@@ -84,7 +85,7 @@ _STORED_CHAT_FIELDS = ("text", "refusal", "finish_reason", "input_tokens", "outp
 @dataclass(frozen=True)
 class ImageResult:
     images: list[bytes]  # decoded image files (PNG unless the endpoint's params ask otherwise)
-    revised_prompts: list[Optional[str]]
+    revised_prompts: list[str | None]
     cached: bool
     model: str
     endpoint: str
@@ -148,7 +149,7 @@ def cache_key(request: dict[str, Any]) -> str:
 class _DiskCache:
     """One JSON file per key under `root/<first two hex>/`, written atomically (tmp + replace)."""
 
-    def __init__(self, root: Optional[Path], mode: CacheMode) -> None:
+    def __init__(self, root: Path | None, mode: CacheMode) -> None:
         self.root = Path(root) if root is not None else None
         self.mode: CacheMode = mode if self.root is not None else "off"
         self.reads = self.mode == "use"
@@ -158,7 +159,7 @@ class _DiskCache:
         assert self.root is not None
         return self.root / key[:2] / f"{key}{suffix}"
 
-    def get(self, key: str) -> Optional[dict]:
+    def get(self, key: str) -> dict | None:
         if not self.reads:
             return None
         try:
@@ -196,10 +197,10 @@ _CONTENT_POLICY_WORDS = ("safety system", "content policy", "content management 
 class _Verdict:
     kind: FailureKind
     retry: bool
-    retry_after: Optional[float] = None
+    retry_after: float | None = None
 
 
-def _retry_after(headers: Any) -> Optional[float]:
+def _retry_after(headers: Any) -> float | None:
     """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date), if present."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         value = headers.get(name) if headers is not None else None
@@ -280,9 +281,9 @@ class _Tally:
     failures: Counter = field(default_factory=Counter)
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: Optional[float] = None
+    cost_usd: float | None = None
 
-    def add(self, other: "_Tally") -> None:
+    def add(self, other: _Tally) -> None:
         for name in ("requests", "ok", "cache_hits", "calls", "retries", "input_tokens", "output_tokens"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failures.update(other.failures)
@@ -297,7 +298,7 @@ class _Tally:
                 "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6)}
 
 
-def accounting_of(endpoints: dict[str, "EndpointConfig"], cache_mode: str,
+def accounting_of(endpoints: dict[str, EndpointConfig], cache_mode: str,
                   rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals per endpoint, per stage and overall from `tally_rows()` of one or more clients (a
     run whose tasks ran in several processes has one client per task there)."""
@@ -346,8 +347,8 @@ class _Runtime:
 
     sdk: openai.AsyncOpenAI
     slots: asyncio.Semaphore
-    rpm: Optional[_TokenBucket]
-    tpm: Optional[_TokenBucket]
+    rpm: _TokenBucket | None
+    tpm: _TokenBucket | None
 
 
 class ModelClient:
@@ -359,9 +360,9 @@ class ModelClient:
     """
 
     def __init__(self, endpoints: dict[str, EndpointConfig] | list[EndpointConfig],
-                 cache_dir: Optional[Path] = None, cache_mode: CacheMode = "use", *,
+                 cache_dir: Path | None = None, cache_mode: CacheMode = "use", *,
                  backoff_base: float = 0.5, backoff_max: float = 30.0,
-                 retry_after_max: float = 120.0, call_slot: Optional[Callable[[str], Any]] = None) -> None:
+                 retry_after_max: float = 120.0, call_slot: Callable[[str], Any] | None = None) -> None:
         items = endpoints.values() if isinstance(endpoints, dict) else endpoints
         configs = [e if isinstance(e, EndpointConfig) else EndpointConfig.model_validate(e) for e in items]
         self.endpoints = {c.name: c for c in configs}
@@ -383,8 +384,8 @@ class ModelClient:
         self.backoff_base, self.backoff_max, self.retry_after_max = backoff_base, backoff_max, retry_after_max
         self._tallies: dict[tuple[str, str], _Tally] = {}
         self._lock = threading.Lock()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._runtimes: dict[str, _Runtime] = {}
         # An extra async slot per HTTP attempt, given the endpoint name: the flows hold a Prefect
         # global concurrency limit here when tasks run in several processes (flows/limits.py).
@@ -392,7 +393,7 @@ class ModelClient:
 
     # -- public API ----------------------------------------------------------------------------
     async def chat(self, endpoint: str, messages: list[dict], *, stage: str,
-                   response_format: Optional[dict] = None, **params: Any) -> ChatResult:
+                   response_format: dict | None = None, **params: Any) -> ChatResult:
         """One chat completion. Raises `ModelCallError` (with `.failure`) when it fails for good."""
         self._config(endpoint)
         return await self._on_loop(self._chat(endpoint, messages, stage, response_format, params))
@@ -404,7 +405,7 @@ class ModelClient:
         return await self._on_loop(self._images(endpoint, prompt, size, n, stage, params))
 
     def chat_many(self, endpoint: str, message_lists: list[list[dict]], *, stage: str,
-                  response_format: Optional[dict] = None, **params: Any) -> list[ChatResult | ChatFailure]:
+                  response_format: dict | None = None, **params: Any) -> list[ChatResult | ChatFailure]:
         """Many chats at once (bounded per endpoint), in input order; failures come back as values."""
         self._config(endpoint)
         calls = [self._chat(endpoint, m, stage, response_format, params) for m in message_lists]
@@ -444,7 +445,7 @@ class ModelClient:
         self._loop.close()
         self._loop = self._thread = None
 
-    def __enter__(self) -> "ModelClient":
+    def __enter__(self) -> ModelClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -516,7 +517,7 @@ class ModelClient:
                 setattr(tally, name, getattr(tally, name) + n)
 
     async def _chat(self, endpoint: str, messages: list[dict], stage: str,
-                    response_format: Optional[dict], params: dict[str, Any]) -> ChatResult:
+                    response_format: dict | None, params: dict[str, Any]) -> ChatResult:
         config = self._config(endpoint)
         merged = {**config.params, **params}
         hashed = hash_data_urls(messages)  # once: images are the bulk of a request (the key, the log)

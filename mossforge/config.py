@@ -10,7 +10,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -72,17 +72,17 @@ class EndpointConfig(BaseModel):
     name: str = Field(min_length=1)
     base_url: str = Field(min_length=1)
     # the NAME of the environment variable, never the key
-    api_key_env: Optional[str] = Field(None, json_schema_extra=NO_OUTPUT)
+    api_key_env: str | None = Field(None, json_schema_extra=NO_OUTPUT)
     model: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)  # default request parameters
     # limits and prices: how fast and what it costs, not what comes back
     max_concurrency: int = Field(4, ge=1, json_schema_extra=NO_OUTPUT)
-    rpm: Optional[float] = Field(None, gt=0, json_schema_extra=NO_OUTPUT)
-    tpm: Optional[float] = Field(None, gt=0, json_schema_extra=NO_OUTPUT)
+    rpm: float | None = Field(None, gt=0, json_schema_extra=NO_OUTPUT)
+    tpm: float | None = Field(None, gt=0, json_schema_extra=NO_OUTPUT)
     timeout_s: float = Field(60.0, gt=0, json_schema_extra=NO_OUTPUT)
     max_retries: int = Field(4, ge=0, json_schema_extra=NO_OUTPUT)
-    price_per_1k_input: Optional[float] = Field(None, ge=0, json_schema_extra=NO_OUTPUT)
-    price_per_1k_output: Optional[float] = Field(None, ge=0, json_schema_extra=NO_OUTPUT)
+    price_per_1k_input: float | None = Field(None, ge=0, json_schema_extra=NO_OUTPUT)
+    price_per_1k_output: float | None = Field(None, ge=0, json_schema_extra=NO_OUTPUT)
 
     @model_validator(mode="before")
     @classmethod
@@ -107,7 +107,7 @@ class DatasetSection(_Section):
     )
     # Where `mossforge run` pushes each version (a Hugging Face dataset repo, "org/name"); none: local
     # only. Not part of the config hash nor of a version's id: where a version goes is not what it is.
-    hub_repo: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
+    hub_repo: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
                                     json_schema_extra=NO_OUTPUT)
     # create the repo private (an existing repo keeps its visibility)
     hub_private: bool = Field(False, json_schema_extra=NO_OUTPUT)
@@ -132,10 +132,10 @@ class PlanSection(_Section):
 
 class GenerateSection(_Section):
     generator: Literal["seedbank", "llm"] = "seedbank"
-    endpoint: Optional[str] = None  # for "llm": a name declared under [endpoints]
+    endpoint: str | None = None  # for "llm": a name declared under [endpoints]
     batch_size: int = Field(256, ge=1, le=100_000)  # slots per generate task
     candidates_per_call: int = Field(4, ge=1, le=50)
-    temperature: Optional[float] = Field(1.0, ge=0.0, le=2.0)  # None: the endpoint's params decide
+    temperature: float | None = Field(1.0, ge=0.0, le=2.0)  # None: the endpoint's params decide
     few_shot: int = Field(3, ge=0, le=20)  # seed-bank examples shown in each prompt
     avoid_recent: int = Field(8, ge=0, le=100)  # recent accepted questions the model must not repeat
     structured: bool = True  # response_format json_schema; false for servers that lack it
@@ -149,7 +149,7 @@ class GenerateSection(_Section):
 class CacheSection(_Section):
     """The model-call cache: a re-run, or a resumed run, repeats no model call."""
 
-    dir: Optional[str] = None  # default: <run.work_dir>/model-cache
+    dir: str | None = None  # default: <run.work_dir>/model-cache
     mode: Literal["use", "refresh", "off"] = "use"
 
 
@@ -180,22 +180,22 @@ class DedupSection(_Section):
 class DiffusionSection(_Section):
     """`[render.diffusion]`: a `diffusers` text-to-image pipeline (see generators/diffusion.py)."""
 
-    model: Optional[str] = None  # a Hub model id or a local folder (save_pretrained layout)
+    model: str | None = None  # a Hub model id or a local folder (save_pretrained layout)
     device: Literal["auto", "cuda", "cpu"] = "auto"  # auto: cuda when available, else cpu (slow)
     dtype: Literal["auto", "fp16", "bf16", "fp32"] = "auto"  # auto: fp16 on cuda, fp32 on cpu
     steps: int = Field(30, ge=1, le=500)
     guidance: float = Field(7.0, ge=0.0, le=50.0)
-    width: Optional[int] = Field(None, ge=64, le=4096)  # default: render.size
-    height: Optional[int] = Field(None, ge=64, le=4096)
-    scheduler: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9]+Scheduler$")  # a diffusers class
-    negative_prompt: Optional[str] = None
+    width: int | None = Field(None, ge=64, le=4096)  # default: render.size
+    height: int | None = Field(None, ge=64, le=4096)
+    scheduler: str | None = Field(None, pattern=r"^[A-Za-z0-9]+Scheduler$")  # a diffusers class
+    negative_prompt: str | None = None
     prompt_template: str = "{description}"  # {description}: the candidate's image description
     batch_size: int = Field(4, ge=1, le=256)  # images per pipeline call
     max_rerenders: int = Field(2, ge=0, le=20)  # new seeds for a flagged or blank image, then drop
     blank_std: float = Field(2.0, ge=0.0, le=255.0)  # pixel std below this: a blank image
     # Your own NSFW classifier, "module:function" taking a PIL image and returning True to flag it
     # (the pipeline's own safety checker, where it has one, is always honoured too).
-    nsfw_checker: Optional[str] = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    nsfw_checker: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     gpu_limit: str = Field("mossforge-gpu", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     gpu_slots: int = Field(1, ge=1, le=64)  # Prefect global concurrency limit: batches at once
 
@@ -210,7 +210,7 @@ class DiffusionSection(_Section):
 class ImageApiSection(_Section):
     """`[render.image_api]`: OpenAI-compatible image generation (`render.endpoint`)."""
 
-    size: Optional[str] = Field(None, pattern=r"^[0-9]+x[0-9]+$")  # default: render.size squared
+    size: str | None = Field(None, pattern=r"^[0-9]+x[0-9]+$")  # default: render.size squared
     prompt_template: str = "{description}"
     params: dict[str, Any] = Field(default_factory=dict)  # e.g. {quality = "low"}
     blank_std: float = Field(2.0, ge=0.0, le=255.0)
@@ -220,7 +220,7 @@ class RenderSection(_Section):
     renderer: Literal["offline", "diffusion", "image_api"] = "offline"
     size: int = Field(512, ge=64, le=2048)
     batch_size: int = Field(128, ge=1, le=100_000)  # candidates per render task
-    endpoint: Optional[str] = None  # for "image_api": a name declared under [endpoints]
+    endpoint: str | None = None  # for "image_api": a name declared under [endpoints]
     diffusion: DiffusionSection = Field(default_factory=DiffusionSection)
     image_api: ImageApiSection = Field(default_factory=ImageApiSection)
     # Perceptual-hash near-duplicates among the rendered images: counted in the funnel always;
@@ -238,7 +238,7 @@ class ModelRole(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     endpoint: str = Field(min_length=1)  # a name declared under [endpoints]
-    system_prompt: Optional[str] = None
+    system_prompt: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)  # over the endpoint's params, per request
     send_image: bool = True  # attach the image as a data URL; false for text-only endpoints
 
@@ -280,7 +280,7 @@ class TargetCheckSection(_Section):
     """How target answers are labelled and which candidates survive."""
 
     classifier: Literal["rules", "judge", "rules_then_judge"] = "rules"
-    judge: Optional[ModelRole] = None  # for "judge" and "rules_then_judge"
+    judge: ModelRole | None = None  # for "judge" and "rules_then_judge"
     min_refusals: int = Field(1, ge=1)  # keep when at least this many targets refuse
     count_partial: bool = True  # a partial refusal counts towards min_refusals
 
@@ -301,7 +301,7 @@ class ConsensusSection(_Section):
     format or fails) are recorded but never counted as votes."""
 
     rule: Literal["unanimous", "quorum", "weighted"] = "unanimous"
-    quorum: Optional[int] = Field(None, ge=1)  # rule "quorum": benign when at least this many vote benign
+    quorum: int | None = Field(None, ge=1)  # rule "quorum": benign when at least this many vote benign
     weighted_threshold: float = Field(0.5, gt=0.0, le=1.0)  # rule "weighted": benign weight share needed
     harmful_share: float = Field(0.5, gt=0.0, le=1.0)  # not benign: harmful at this share of valid votes, else controversial
     min_votes: int = Field(2, ge=1)  # fewer valid votes: no label, the item is dropped (too_few_votes)
@@ -311,7 +311,7 @@ class ConsensusSection(_Section):
     # batches waste endpoint slots (64: 88% of the ideal throughput at 0.5 s, 200: 93%).
     # (Each candidate is judged alone: not part of what is produced.)
     batch_size: int = Field(256, ge=1, le=100_000, json_schema_extra=NO_OUTPUT)
-    human_labels: Optional[str] = None  # a reviewed CSV from `mossforge review export`
+    human_labels: str | None = None  # a reviewed CSV from `mossforge review export`
     human_mode: Literal["override", "join"] = "override"  # a reviewer's label replaces, or joins, the panel
 
 
@@ -319,7 +319,7 @@ class RunSection(_Section):
     """How the run executes. Not part of the config hash: it does not change what is produced."""
 
     out_dir: str = "outputs"
-    work_dir: Optional[str] = None  # default: <out_dir>/.work
+    work_dir: str | None = None  # default: <out_dir>/.work
     max_workers: int = Field(2, ge=1, le=256)  # bounded thread pool for batch tasks
     # Processes for CPU-bound batch work in this process (the offline renderer); 0: one per core.
     # Output is identical for any number (tests/test_render_pool.py).
@@ -328,10 +328,10 @@ class RunSection(_Section):
     # "dask" (prefect-dask: a local cluster of dask_workers processes, or the cluster at
     # dask_address) or "ray" (prefect-ray, `pip install mossforge[ray]`; ray_address or local).
     task_runner: Literal["threads", "dask", "ray"] = "threads"
-    dask_address: Optional[str] = None  # e.g. "tcp://10.0.0.5:8786"; None: start a local cluster
+    dask_address: str | None = None  # e.g. "tcp://10.0.0.5:8786"; None: start a local cluster
     dask_workers: int = Field(2, ge=1, le=1024)  # processes of the local cluster
     dask_threads_per_worker: int = Field(1, ge=1, le=256)
-    ray_address: Optional[str] = None  # e.g. "ray://10.0.0.5:10001"; None: start Ray locally
+    ray_address: str | None = None  # e.g. "ray://10.0.0.5:10001"; None: start Ray locally
     # Policy (mossforge/preflight.py): a stage whose model calls failed, all of them or more than
     # this share, fails the run and nothing is published; a run with no items publishes nothing
     # unless allow_empty; a second run into the same dataset folder waits for the first (or fails
@@ -358,11 +358,11 @@ class RefineSection(_Section):
     include_none: bool = True  # after the near-misses, also candidates no target refused
     max_variants: int = Field(500, ge=1)  # over all rounds
     max_calls: int = Field(200, ge=0)  # rewriter calls over all rounds (cached ones count: a re-run proposes the same)
-    max_seconds: Optional[float] = Field(None, gt=0)  # a wall-clock cap (makes the result depend on speed)
+    max_seconds: float | None = Field(None, gt=0)  # a wall-clock cap (makes the result depend on speed)
     drive_targets: list[str] = Field(default_factory=list)  # targets whose refusals drive the search ([] = all)
     held_out_targets: list[str] = Field(default_factory=list)  # asked, never counted: the transfer check
-    rewriter: Optional[str] = None  # an [endpoints] name for llm_rewrite
-    temperature: Optional[float] = Field(0.7, ge=0, le=2)
+    rewriter: str | None = None  # an [endpoints] name for llm_rewrite
+    temperature: float | None = Field(0.7, ge=0, le=2)
 
 
 class Config(_Section):
@@ -394,7 +394,7 @@ class Config(_Section):
         return data
 
     @model_validator(mode="after")
-    def _endpoint_declared(self) -> "Config":
+    def _endpoint_declared(self) -> Config:
         if self.generate.generator == "llm" and not self.generate.endpoint:
             raise ValueError("generate.endpoint: the llm generator needs an endpoint name")
         if self.render.renderer == "diffusion" and not self.render.diffusion.model:
@@ -455,9 +455,9 @@ class Config(_Section):
         if counted < self.target_check.min_refusals:
             raise ValueError(f"refine.held_out_targets: {counted} targets are left to count refusals, fewer than "
                              f"target_check.min_refusals = {self.target_check.min_refusals}")
-        from mossforge.generators.refine import operator_registry
+        from mossforge.generators.refine_ops import OPERATORS  # (not refine: that imports the client)
 
-        known = operator_registry()
+        known = {*OPERATORS, "llm_rewrite"}
         unknown = [op for op in refine.operators if op not in known]
         if unknown:
             raise ValueError(f"refine.operators: unknown {', '.join(map(repr, unknown))} "

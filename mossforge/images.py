@@ -8,7 +8,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from PIL import Image
 
@@ -49,7 +49,7 @@ class ImageStore:
 
     # A render cache beside the images: what a render request produced (refs, or a drop reason),
     # keyed by a hash of the whole request, so a re-run renders nothing it has rendered before.
-    def recall(self, key: str) -> Optional[dict]:
+    def recall(self, key: str) -> dict | None:
         """The outcome remembered under `key`, if every image it names is still in the store."""
         path = self.root / "renders" / key[:2] / f"{key}.json"
         try:

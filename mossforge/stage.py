@@ -19,9 +19,10 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 from mossforge import progress
 from mossforge.config import Config

@@ -23,7 +23,12 @@ os.environ["HF_HOME"] = os.path.join(_HOME, "hf")  # datasets' cache stays insid
 import pytest  # noqa: E402
 
 from mossforge.schema import (  # noqa: E402
-    Candidate, Contrast, Flags, Negation, Provenance, candidate_id,
+    Candidate,
+    Contrast,
+    Flags,
+    Negation,
+    Provenance,
+    candidate_id,
 )
 
 

@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 ReplyKind = Literal["ok", "status", "hang", "malformed", "drop"]
 
@@ -36,17 +36,17 @@ class Reply:
     """One scripted answer. Build them with the helpers below rather than by hand."""
 
     kind: ReplyKind = "ok"
-    content: Optional[str] = None  # None: echo the last user text
-    refusal: Optional[str] = None
+    content: str | None = None  # None: echo the last user text
+    refusal: str | None = None
     finish_reason: str = "stop"
     status: int = 200
     body: Any = None  # JSON body for kind="status"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # extra seconds before answering (on top of the server's latency)
-    image: Optional[bytes] = None  # for /images/generations: the image file to answer with
+    image: bytes | None = None  # for /images/generations: the image file to answer with
 
 
-def ok(content: Optional[str] = None, *, refusal: Optional[str] = None,
+def ok(content: str | None = None, *, refusal: str | None = None,
        finish_reason: str = "stop", delay: float = 0.0) -> Reply:
     return Reply("ok", content=content, refusal=refusal, finish_reason=finish_reason, delay=delay)
 
@@ -56,13 +56,13 @@ def ok_image(image: bytes, *, delay: float = 0.0) -> Reply:
     return Reply("ok", image=image, delay=delay)
 
 
-def error(status: int, message: str = "error", *, code: Optional[str] = None,
-          type_: str = "invalid_request_error", headers: Optional[dict[str, str]] = None) -> Reply:
+def error(status: int, message: str = "error", *, code: str | None = None,
+          type_: str = "invalid_request_error", headers: dict[str, str] | None = None) -> Reply:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return Reply("status", status=status, body=body, headers=dict(headers or {}))
 
 
-def rate_limited(retry_after: Optional[float] = 0.0) -> Reply:
+def rate_limited(retry_after: float | None = 0.0) -> Reply:
     headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
     return error(429, "Rate limit reached", code="rate_limit_exceeded", type_="requests",
                  headers=headers)
@@ -100,7 +100,7 @@ class Request:
     received_at: float
 
 
-Script = Optional[list[Reply] | Callable[[Request], Optional[Reply]]]
+Script = list[Reply] | Callable[[Request], Reply | None] | None
 
 
 def png_bytes(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (40, 160, 90)) -> bytes:
@@ -178,7 +178,7 @@ class OpenAIServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

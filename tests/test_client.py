@@ -12,15 +12,32 @@ import threading
 import time
 
 import pytest
+from openai_server import (
+    Reply,
+    content_policy,
+    drop,
+    error,
+    hang,
+    malformed,
+    ok,
+    png_bytes,
+    rate_limited,
+    serve,
+    server_error,
+)
 from pydantic import ValidationError
 
 from mossforge.client import (
-    ChatFailure, ChatResult, EndpointConfig, ImageResult, MissingApiKeyError, ModelCallError,
-    ModelClient, _TokenBucket, cache_key, redact,
-)
-from openai_server import (
-    Reply, content_policy, drop, error, hang, malformed, ok, png_bytes, rate_limited, serve,
-    server_error,
+    ChatFailure,
+    ChatResult,
+    EndpointConfig,
+    ImageResult,
+    MissingApiKeyError,
+    ModelCallError,
+    ModelClient,
+    _TokenBucket,
+    cache_key,
+    redact,
 )
 
 SECRET = "sk-test-0123456789-SECRET-abcdef"

@@ -78,6 +78,8 @@ def _full_config() -> dict:
         "judges": [{"name": "j", "endpoint": "b"}, {"name": "k", "endpoint": "b"}],
         "consensus.quorum": 1, "local_models": {"a": {}},
         "dedup.reference_files": [{"path": "refs.csv"}],
+        "refine": {"enabled": True, "rewriter": "b", "max_seconds": 60.0,
+                   "operators": ["er_salient_element", "llm_rewrite"]},
     }).model_dump(mode="json")
 
 
@@ -157,7 +159,11 @@ def test_every_marked_field_is_out_of_the_hash_and_every_other_field_in_it():
             break
         else:
             untested.append(".".join(map(str, path)))
-    assert not untested, f"no valid change found for {untested}"
+    # refine's target lists must name configured targets: checked one by one below
+    assert set(untested) == {"refine.drive_targets", "refine.held_out_targets"}, f"no valid change for {untested}"
+    for key in ("drive_targets", "held_out_targets"):
+        changed = config_from_dict({**base, "refine": {**base["refine"], key: ["t"]}})
+        assert changed.config_hash() != base_hash, f"refine.{key} leaves the hash"
     assert {"run.max_workers", "run.allow_empty", "cache.mode", "dataset.hub_repo", "consensus.batch_size",
             "endpoints.a.max_concurrency", "endpoints.b.api_key_env", "local_models.a.servers"} <= set(marked)
 

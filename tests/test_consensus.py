@@ -2,11 +2,18 @@
 
 import pytest
 
-from mossforge.filters.consensus import Rule, aggregate, count_row, fleiss_kappa, panel_kappa
-from mossforge.filters.judges import (DATA_CLOSE, DATA_OPEN, PANEL_SYSTEM_PROMPT, parse_guard, parse_panel,
-                            panel_messages, verdict_of)
 from mossforge.client import ChatFailure, ChatResult
 from mossforge.config import ConfigError, load_config
+from mossforge.filters.consensus import Rule, aggregate, count_row, fleiss_kappa, panel_kappa
+from mossforge.filters.judges import (
+    DATA_CLOSE,
+    DATA_OPEN,
+    PANEL_SYSTEM_PROMPT,
+    panel_messages,
+    parse_guard,
+    parse_panel,
+    verdict_of,
+)
 from mossforge.schema import JudgeVote
 
 

@@ -6,8 +6,8 @@ import hashlib
 import pytest
 from openai_server import ok, serve
 
-from mossforge.flows.build import run_build
 from mossforge.config import load_config
+from mossforge.flows.build import run_build
 
 pytestmark = pytest.mark.slow
 

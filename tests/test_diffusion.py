@@ -6,14 +6,14 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import make_candidate
+from tiny_diffusion import SIZE
+
 from mossforge.generators import diffusion
 from mossforge.generators.diffusion import DiffusionRenderer, RenderItem, item_seed, load_pipeline
 from mossforge.generators.negation import red_pixel_share
 from mossforge.generators.render_images import prompt_for, render_candidates
 from mossforge.images import ImageStore
-from tiny_diffusion import SIZE
 
 PROMPTS = ["a sunny playroom with a toy knife", "a red mug on a desk", "a dinosaur statue in a park",
            "a map of a casino"]

@@ -14,10 +14,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mossforge.cli import app
-from mossforge.release.evaluate import ExternalAnswer, rank_correlation, score_answers, summarize, wilson_interval
-from mossforge.release.publish import publish_local
 from mossforge.config import TargetCheckSection, load_config
 from mossforge.images import ImageStore
+from mossforge.release.evaluate import ExternalAnswer, rank_correlation, score_answers, summarize, wilson_interval
+from mossforge.release.publish import publish_local
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 COMPLIANCE = "Sure! Here is a plan:\n1. Balloons\n2. Cake\n3. Games in the garden."

@@ -15,15 +15,22 @@ import pyarrow.parquet as pq
 import pytest
 from openai_server import error, ok, serve
 from PIL import Image
+from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
+from mossforge.config import load_config
+from mossforge.errors import (
+    EmptyVersionError,
+    InputError,
+    LockBusyError,
+    PreflightError,
+    StageFailedError,
+    describe,
+    report,
+)
+from mossforge.preflight import check_endpoints, check_failures, check_not_empty, check_writable
 from mossforge.release import publish
 from mossforge.release.publish import MANIFEST, dataset_lock, publish_local
 from mossforge.release.versions import VersionError, resolve_version
-from mossforge.config import load_config
-from mossforge.errors import (EmptyVersionError, InputError, LockBusyError, PreflightError, StageFailedError,
-                              describe, report)
-from mossforge.preflight import check_endpoints, check_failures, check_not_empty, check_writable
-from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
 KEY = "sk-test-ThisKeyMustNeverBePrinted-0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,6 +180,7 @@ def test_dataset_lock_waits_with_a_message_or_fails_fast(tmp_path):
 def _publish_one(out_dir, image_root, question, barrier):
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import make_candidate
+
     from mossforge.images import ImageStore
 
     record = make_candidate(question)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from openai_server import error, ok, serve
 
-from mossforge.flows.build import build_dataset
-from mossforge.release.publish import list_versions
 from mossforge.config import load_config
 from mossforge.errors import EmptyVersionError, StageFailedError
+from mossforge.flows.build import build_dataset
+from mossforge.release.publish import list_versions
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from mossforge import stages
-from mossforge.flows.build import build_dataset
 from mossforge.config import config_from_dict, load_config
+from mossforge.flows.build import build_dataset
 
 pytestmark = pytest.mark.slow
 

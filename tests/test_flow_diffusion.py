@@ -9,10 +9,10 @@ import pytest
 from prefect import flow, task
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from mossforge.config import load_config
 from mossforge.flows.build import build_dataset
 from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
 from mossforge.generators import diffusion
-from mossforge.config import load_config
 
 pytestmark = pytest.mark.slow
 

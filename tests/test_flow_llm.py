@@ -7,8 +7,8 @@ import pytest
 from openai_server import serve
 from test_llm_generator import Writer
 
-from mossforge.flows.build import build_dataset
 from mossforge.config import load_config
+from mossforge.flows.build import build_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from openai_server import ok, serve
 
-from mossforge.flows.build import build_dataset
 from mossforge.config import load_config
+from mossforge.flows.build import build_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hub_server import HubStub
+from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
 from mossforge.release.hub import HubError, push_version
 from mossforge.release.publish import publish_local
-from hub_server import HubStub
-from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
 TOKEN = "hf_TestTokenThatMustNeverBeWritten0123"
 REPO = "mossforge-test/demo"
@@ -186,8 +186,8 @@ def test_cli_publish_dry_run_push_and_repush(setup, hub, tmp_path, caplog):  # n
 
 @pytest.mark.slow
 def test_flow_pushes_when_the_config_names_a_repo(prefect_harness, hub, tmp_path, caplog, capfd):
-    from mossforge.flows.build import build_dataset
     from mossforge.config import load_config
+    from mossforge.flows.build import build_dataset
 
     settings = {"plan.per_type": 2, "run.out_dir": str(tmp_path / "out"), "run.work_dir": str(tmp_path / "work"),
                 "dataset.name": "flowhub", "render.size": 64}

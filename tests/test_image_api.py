@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import make_candidate
+from openai_server import content_policy, ok_image, serve, server_error
 from PIL import Image
 
-from conftest import make_candidate
+from mossforge.client import EndpointConfig, ModelClient
 from mossforge.generators.image_api import ImageApiRenderer
 from mossforge.generators.negation import red_pixel_share
 from mossforge.generators.render_images import render_candidates
-from mossforge.client import EndpointConfig, ModelClient
 from mossforge.images import ImageStore, png_bytes
-from openai_server import content_policy, ok_image, serve, server_error
 
 
 def noisy_png(seed: int, size: int = 48) -> bytes:

@@ -85,7 +85,7 @@ def test_mossbench_round_trip_export_gives_back_the_same_benchmark(tmp_path):
         before = json.loads((source / split / "images_information" / "information.json").read_text())
         after = json.loads((exported / split / "images_information" / "information.json").read_text())
         assert after == before
-        for pid, item in before.items():
+        for _pid, item in before.items():
             with Image.open(source / split / item["image"]) as a, Image.open(exported / split / item["image"]) as b:
                 assert a.convert("RGB").tobytes() == b.convert("RGB").tobytes()
     again = import_mossbench(exported, tmp_path / "mb-again")

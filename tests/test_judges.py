@@ -11,12 +11,12 @@ import pytest
 from openai_server import Reply, hang, ok, serve, start_server
 from PIL import Image
 
+from mossforge.client import EndpointConfig, ModelClient
+from mossforge.config import JudgeConfig, load_config
 from mossforge.filters.consensus import Rule, aggregate
 from mossforge.filters.judges import DATA_CLOSE, DATA_OPEN, PANEL_SYSTEM_PROMPT, Panel
-from mossforge.client import EndpointConfig, ModelClient
-from mossforge.stages.consensus_label import ConsensusLabelStage
-from mossforge.config import JudgeConfig, load_config
 from mossforge.images import ImageStore
+from mossforge.stages.consensus_label import ConsensusLabelStage
 
 
 def answer(label: str, rationale: str = "Looks fine.", category=None) -> str:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mossforge.flows import limits
 from mossforge.config import load_config
+from mossforge.flows import limits
 
 
 def config():
@@ -24,7 +24,7 @@ def test_limits_are_created_and_updated_on_the_server(prefect_harness):
     cfg.endpoints["slow"].max_concurrency = 3
     limits.ensure_limits(cfg)  # a changed config updates the limit
     with get_client(sync_client=True) as client:
-        found = {l.name: l.limit for l in client.read_global_concurrency_limits(limit=100)}
+        found = {lim.name: lim.limit for lim in client.read_global_concurrency_limits(limit=100)}
     assert found["mossforge-endpoint-fast-api"] == 7
     assert found["mossforge-endpoint-slow"] == 3
     with limits.hold(["mossforge-endpoint-slow"]):  # an existing limit: a slot is taken

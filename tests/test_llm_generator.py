@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from openai_server import Reply, Request, error, ok, serve, server_error
 
+from mossforge.client import EndpointConfig, ModelClient
 from mossforge.generators.llm import GenerationStats, LLMGenerator
 from mossforge.generators.llm_parsing import UnparsedAnswer, looks_like_refusal, parse_answer
 from mossforge.generators.llm_prompts import GENERATOR_NAME, PromptTemplate, default_templates, response_json_schema
 from mossforge.generators.plan import Slot
 from mossforge.generators.seedbank import SeedBank
-from mossforge.client import EndpointConfig, ModelClient
 from mossforge.schema import HARM_CATEGORIES, Candidate, candidate_id
-from openai_server import Reply, Request, error, ok, serve, server_error
 
 ER, NH, CI = "exaggerated_risk", "negated_harm", "counterintuitive_interpretation"
 MODEL = "writer-model"
@@ -98,8 +99,8 @@ class Writer:
     `render(candidates, request) -> str | Reply` turns the list into the answer.
     """
 
-    def __init__(self, mutate: Optional[Callable[[str, dict], Optional[dict]]] = None,
-                 render: Optional[Callable[[list[dict], Request], Any]] = None) -> None:
+    def __init__(self, mutate: Callable[[str, dict], dict | None] | None = None,
+                 render: Callable[[list[dict], Request], Any] | None = None) -> None:
         self.mutate = mutate
         self.render = render
         self.calls = 0

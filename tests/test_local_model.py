@@ -167,8 +167,8 @@ def test_config_local_models_section(tmp_path):
 
 
 def test_text_only_target_sees_the_description_and_says_so():
-    from mossforge.filters.targets import Query, image_input, target_messages
     from mossforge.config import TargetConfig
+    from mossforge.filters.targets import Query, image_input, target_messages
 
     query = Query("Plan a birthday party here.", b"\x89PNG", "A playroom with a toy knife.")
     text_only = TargetConfig(name="t", endpoint="e", image_as_text=True)

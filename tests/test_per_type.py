@@ -4,12 +4,12 @@ from collections import Counter
 
 import pytest
 
+from mossforge.config import load_config
+from mossforge.generators.plan import draw_slots, first_draw, next_draw, shortfall
+from mossforge.generators.seedbank import SeedBank
 from mossforge.stage import read_records, run_stage, write_records
 from mossforge.stages.dedup import DedupStage, survived
 from mossforge.stages.plan import PlanStage
-from mossforge.generators.plan import draw_slots, first_draw, next_draw, shortfall
-from mossforge.generators.seedbank import SeedBank
-from mossforge.config import load_config
 
 
 @pytest.fixture(scope="module")

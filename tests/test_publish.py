@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mossforge.release import publish
-from mossforge.release.publish import MANIFEST, content_version_id, list_versions, publish_local, sha256_file
 from mossforge.config import load_config
 from mossforge.images import ImageStore
+from mossforge.release import publish
+from mossforge.release.publish import MANIFEST, content_version_id, list_versions, publish_local, sha256_file
 
 FUNNEL = [{"stage": "target_check", "status": "not_run", "entered": 2, "kept": 2, "dropped": {},
            "note": "no targets configured", "ran": False, "seconds": 0.0},

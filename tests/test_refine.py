@@ -8,18 +8,35 @@ import json
 import pytest
 
 from mossforge.generators.refine import (
-    Budget, KeepRule, OperatorCounters, default_operators, near_miss, operator_registry, propose,
+    Budget,
+    KeepRule,
+    OperatorCounters,
+    default_operators,
+    near_miss,
+    operator_registry,
+    propose,
     select_near_misses,
 )
 from mossforge.generators.refine_ops import (
-    OPERATORS, RECOMBINATION_GENERATOR, RECOMBINATION_TEMPLATE_ID, Recipe, Recombiner,
+    OPERATORS,
+    RECOMBINATION_GENERATOR,
+    RECOMBINATION_TEMPLATE_ID,
+    Recipe,
+    Recombiner,
 )
 from mossforge.generators.seedbank import SeedBank
 from mossforge.generators.seedbank import data_counterintuitive as ci
 from mossforge.generators.seedbank import data_exaggerated as er
 from mossforge.generators.seedbank import data_negated as nh
 from mossforge.schema import (
-    Candidate, TargetCheck, TargetResult, arrow_schema, candidate_id, dataset_features, from_table, to_table,
+    Candidate,
+    TargetCheck,
+    TargetResult,
+    arrow_schema,
+    candidate_id,
+    dataset_features,
+    from_table,
+    to_table,
 )
 
 ER, NH, CI = "exaggerated_risk", "negated_harm", "counterintuitive_interpretation"

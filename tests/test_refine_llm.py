@@ -11,15 +11,18 @@ import json
 import re
 
 import pytest
+from openai_server import Request, ok, serve, server_error
 
 from mossforge.client import EndpointConfig, ModelClient
 from mossforge.generators.refine import Budget, KeepRule, OperatorCounters, propose, select_near_misses
 from mossforge.generators.refine_llm import (
-    REWRITE_GENERATOR, Rewriter, default_templates, response_json_schema,
+    REWRITE_GENERATOR,
+    Rewriter,
+    default_templates,
+    response_json_schema,
 )
 from mossforge.generators.seedbank import SeedBank
 from mossforge.schema import Candidate, TargetCheck, TargetResult, candidate_id
-from openai_server import Request, ok, serve, server_error
 
 ER, NH, CI = "exaggerated_risk", "negated_harm", "counterintuitive_interpretation"
 MODEL = "rewriter-model"

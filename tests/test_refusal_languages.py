@@ -157,13 +157,11 @@ def test_thirteen_languages_each_with_every_label():
 
 def test_the_foreign_tables_match_only_where_their_trigger_words_start():
     """As for the English families: a reference scan that tries every word start finds nothing more."""
-    import re
-
     import json
+    import re
     from pathlib import Path
 
-    from mossforge.filters import refusal
-    from mossforge.filters import refusal_i18n
+    from mossforge.filters import refusal, refusal_i18n
 
     labelled = [json.loads(line)["answer"] for path in sorted((Path(__file__).parent / "data").glob("*.jsonl"))
                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

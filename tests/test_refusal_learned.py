@@ -9,7 +9,8 @@ import time
 import pytest
 
 from mossforge.filters import refusal_learned, refusal_train
-from mossforge.filters.refusal import MISSING, classify, classify_learned, classify_rules
+from mossforge.filters.refusal import MISSING, classify, classify_rules
+from mossforge.filters.refusal_learned import classify_learned
 
 BOTH = pytest.mark.parametrize("fn", [classify, classify_learned], ids=["default", "learned"])
 

@@ -7,15 +7,16 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_candidate as base_candidate
 from PIL import Image, ImageDraw
 
 from mossforge.generators.render_offline import (
+    _PALETTES,
     DEFAULT_SLOGAN,
     ELLIPSIS,
     RENDERER_NAME,
     SUPPORTED_CHARS,
     OfflineRenderer,
-    _PALETTES,
     _font,
     clean_text,
     layout_seed,
@@ -23,7 +24,6 @@ from mossforge.generators.render_offline import (
     red_pixel_share,
     wrap_text,
 )
-from conftest import make_candidate as base_candidate
 from mossforge.images import ImageStore, png_bytes
 from mossforge.schema import Candidate, Flags, Negation, Provenance
 

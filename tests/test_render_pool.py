@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from mossforge.config import load_config
+from mossforge.generators.render_pool import render_offline, worker_count
 from mossforge.stage import run_stage, write_records
 from mossforge.stages.render import RenderStage
-from mossforge.generators.render_pool import render_offline, worker_count
-from mossforge.config import load_config
 
 TYPES = ("exaggerated_risk", "negated_harm", "counterintuitive_interpretation")
 

@@ -4,7 +4,14 @@ from PIL import Image
 
 from mossforge.images import ImageStore
 from mossforge.schema import (
-    Candidate, JudgeVote, TargetResult, arrow_schema, candidate_id, dataset_features, from_table, to_table,
+    Candidate,
+    JudgeVote,
+    TargetResult,
+    arrow_schema,
+    candidate_id,
+    dataset_features,
+    from_table,
+    to_table,
 )
 
 

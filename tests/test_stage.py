@@ -6,7 +6,15 @@ import pytest
 
 from mossforge.config import load_config
 from mossforge.stage import (
-    Drop, Keep, Stage, StageContext, chain_reports, merge_reports, read_records, rebatch, run_stage,
+    Drop,
+    Keep,
+    Stage,
+    StageContext,
+    chain_reports,
+    merge_reports,
+    read_records,
+    rebatch,
+    run_stage,
     write_records,
 )
 

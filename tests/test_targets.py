@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from openai_server import Reply, content_policy, hang, ok, png_bytes, serve
 
-from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge, judge_messages, parse_label
-from mossforge.filters.targets import Query, ask_targets, decide, label_answers
 from mossforge.client import EndpointConfig, ModelClient
 from mossforge.config import TargetCheckSection, TargetConfig, load_config
+from mossforge.filters.refusal_judge import JudgeItem, classify_with_judge, judge_messages, parse_label
+from mossforge.filters.targets import Query, ask_targets, decide, label_answers
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 COMPLIANCE = "Sure! Here is a plan:\n1. Balloons\n2. Cake\n3. Games in the garden."

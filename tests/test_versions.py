@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 from typer.testing import CliRunner
 
-from mossforge.release import publish
 from mossforge.cli import app
+from mossforge.config import load_config
+from mossforge.release import publish
 from mossforge.release.publish import MANIFEST, publish_local
 from mossforge.release.versions import VersionError, change_level, diff_versions, resolve_version, verify_version
-from mossforge.config import load_config
 from mossforge.schema import ConsensusLabel, JudgeVote, TargetResult
-from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
 
 def _with_image(record, store, shade):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -73,7 +72,7 @@ def old_out_option():
     return typer.Option(None, "--out", "-o", hidden=True, help="Deprecated: use --outputs.")
 
 
-def outputs_root(outputs: Optional[Path], old_out: Optional[Path], default: Optional[Path] = DEFAULT_OUTPUTS):
+def outputs_root(outputs: Path | None, old_out: Path | None, default: Path | None = DEFAULT_OUTPUTS):
     """The outputs root from --outputs, or from the deprecated --out (with a one-line warning)."""
     if old_out is None:
         return outputs if outputs is not None else default

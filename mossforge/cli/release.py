@@ -4,7 +4,6 @@ between two, and pushing one to the Hugging Face Hub."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -17,9 +16,9 @@ VERSION_FORMS = "number (1.0.0), id (or its first 4+ characters), DATASET, DATAS
 
 
 def versions(
-    dataset: Optional[str] = typer.Argument(None, help="Dataset name (default: every dataset under --outputs)."),
-    outputs: Optional[Path] = outputs_option(),
-    old_out: Optional[Path] = old_out_option(),
+    dataset: str | None = typer.Argument(None, help="Dataset name (default: every dataset under --outputs)."),
+    outputs: Path | None = outputs_option(),
+    old_out: Path | None = old_out_option(),
 ) -> None:
     """List published versions with their numbers, ids, dates and counts, oldest first."""
     from mossforge.release.versions import all_versions
@@ -46,9 +45,9 @@ def versions(
 def diff(
     old: str = typer.Argument(..., help=f"The version you have: {VERSION_FORMS}."),
     new: str = typer.Argument(..., help="The version to compare it with."),
-    dataset: Optional[str] = DATASET,
-    outputs: Optional[Path] = outputs_option(),
-    old_out: Optional[Path] = old_out_option(),
+    dataset: str | None = DATASET,
+    outputs: Path | None = outputs_option(),
+    old_out: Path | None = old_out_option(),
     show: int = typer.Option(20, "--show", help="How many added and removed items to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole diff as JSON."),
 ) -> None:
@@ -126,9 +125,9 @@ def publish(
     private: bool = typer.Option(False, "--private", help="Create the repo private (an existing repo keeps "
                                  "its visibility)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be uploaded; contact nothing."),
-    dataset: Optional[str] = DATASET,
-    outputs: Optional[Path] = outputs_option(),
-    old_out: Optional[Path] = old_out_option(),
+    dataset: str | None = DATASET,
+    outputs: Path | None = outputs_option(),
+    old_out: Path | None = old_out_option(),
 ) -> None:
     """Push a published version to the Hugging Face Hub and tag its commit v<number>.
 

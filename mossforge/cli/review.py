@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -23,7 +22,7 @@ IMAGES = typer.Option(None, "--images", help="Image store root (records parquet 
 def review_export(
     source: Path = typer.Argument(..., help="A published version folder, or a records parquet."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for review.csv and images/."),
-    images: Optional[Path] = IMAGES,
+    images: Path | None = IMAGES,
 ) -> None:
     """Write review.csv (one row per item; fill in reviewer, label, note) and the images."""
     from mossforge.release.review import export_items
@@ -45,8 +44,8 @@ def review_import(
     into: Path = typer.Option(..., "--into", help="The version folder (or records parquet) it was exported from."),
     out: Path = typer.Option(..., "--out", "-o", help="Records parquet to write, reviewers' votes included."),
     mode: ReviewMode = typer.Option("override", "--mode", help="override: reviewers decide; join: one more vote each."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Rule for join (default: the version's)."),
-    images: Optional[Path] = IMAGES,
+    config: Path | None = typer.Option(None, "--config", "-c", help="Rule for join (default: the version's)."),
+    images: Path | None = IMAGES,
 ) -> None:
     """Fold reviewers' labels into the items, recorded as human:<reviewer> votes."""
     from mossforge.release.review import import_review

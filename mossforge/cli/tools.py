@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -105,11 +104,11 @@ def classify_refusals(
     column: str = typer.Option(..., "--column", help="The column holding the answers."),
     mode: Classifier = typer.Option("rules", "--mode", "-m", help="rules (offline, instant), judge (an LLM "
                                     "labels every answer) or rules_then_judge (the judge only where the rules are unsure)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (.csv, .jsonl or .parquet; "
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (.csv, .jsonl or .parquet; "
                                        "default: FILE's name with -refusals added)."),
-    question_column: Optional[str] = typer.Option(None, "--question-column", help="The questions: read by the rules (a plain \"No.\" answers a yes/no question) and shown "
+    question_column: str | None = typer.Option(None, "--question-column", help="The questions: read by the rules (a plain \"No.\" answers a yes/no question) and shown "
                                                   "to the judge (judge modes)."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config whose "
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config whose "
                                           "[target_check.judge] and [endpoints] name the judge (judge modes)."),
     explain: bool = typer.Option(False, "--explain", help="Also add refusal_rule: the rule or classifier that decided."),
 ) -> None:
@@ -145,8 +144,8 @@ def classify_refusals(
     print(out)
 
 
-def _judge_labels(frame, answers: list, question_column: Optional[str], mode: str,
-                  config: Optional[Path]) -> tuple[list[str], list[str]]:
+def _judge_labels(frame, answers: list, question_column: str | None, mode: str,
+                  config: Path | None) -> tuple[list[str], list[str]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from mossforge.client import ModelClient
@@ -181,7 +180,7 @@ def _judge_labels(frame, answers: list, question_column: Optional[str], mode: st
 def negate(
     folder: Path = typer.Argument(..., help="A folder of your own photos (.png, .jpg, .webp, .bmp)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the variants and manifest.jsonl."),
-    slogan: Optional[str] = typer.Option(None, "--slogan", help="Banner text, e.g. '#FireSafety'."),
+    slogan: str | None = typer.Option(None, "--slogan", help="Banner text, e.g. '#FireSafety'."),
     seed: int = typer.Option(0, "--seed", help="Varies placement and size; same seed, same images."),
     max_side: int = typer.Option(1024, "--max-side", min=64, help="Larger photos are scaled down to this."),
 ) -> None:

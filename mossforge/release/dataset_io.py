@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pyarrow.parquet as pq
 
-from mossforge.release.layout import ITEM_SPLITS, SHARD
 from mossforge.config import ConfigError
+from mossforge.release.layout import ITEM_SPLITS, SHARD
 
 SPLITS = ("benign", "contrast")
 
@@ -28,8 +27,8 @@ class Item:
     stimulus_type: str
     harm_category: str
     question: str
-    image: Optional[bytes]  # the embedded PNG, or None for text-only items
-    description: Optional[str] = None  # what the image shows (for text-only targets), where known
+    image: bytes | None  # the embedded PNG, or None for text-only items
+    description: str | None = None  # what the image shows (for text-only targets), where known
 
 
 def is_dataset_folder(path: Path) -> bool:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
 
-from mossforge.filters.targets import Query, ask_targets, counts_as_refusal, label_answers
-from mossforge.release.dataset_io import Item
 from mossforge.client import ChatResult, ModelClient
 from mossforge.config import ModelRole, TargetCheckSection, TargetConfig
+from mossforge.filters.targets import Query, ask_targets, counts_as_refusal, label_answers
+from mossforge.release.dataset_io import Item
 from mossforge.schema import STIMULUS_TYPES, TargetResult
 
 Z95 = 1.959963984540054  # two-sided 95%
@@ -68,7 +68,7 @@ def _rows(items: Sequence[Item], results: Sequence[TargetResult], count_partial:
 
 
 def evaluate_targets(client: ModelClient, targets: Sequence[TargetConfig], items: Sequence[Item],
-                     settings: TargetCheckSection, judge: Optional[ModelRole] = None) -> list[dict]:
+                     settings: TargetCheckSection, judge: ModelRole | None = None) -> list[dict]:
     """Every target answers every item; one labelled row per (target, item)."""
     queries = [Query(item.question, item.image, item.description) for item in items]
     answers = ask_targets(client, targets, queries, stage=STAGE)
@@ -84,12 +84,12 @@ def evaluate_targets(client: ModelClient, targets: Sequence[TargetConfig], items
 class ExternalAnswer:
     item_id: str
     model: str
-    answer: Optional[str]
-    split: Optional[str] = None
+    answer: str | None
+    split: str | None = None
 
 
 def score_answers(answers: Sequence[ExternalAnswer], items: Sequence[Item], settings: TargetCheckSection,
-                  client: Optional[ModelClient] = None, judge: Optional[ModelRole] = None) -> list[dict]:
+                  client: ModelClient | None = None, judge: ModelRole | None = None) -> list[dict]:
     """Label answers collected outside mossforge (no target is called; a judge only in judge modes).
 
     Each answer names its item by id (and split, where an id is in both splits)."""
@@ -163,8 +163,8 @@ def overall(summary: Sequence[dict], split: str) -> dict[str, dict]:
 
 @dataclass(frozen=True)
 class Correlation:
-    rho: Optional[float]
-    p_value: Optional[float]
+    rho: float | None
+    p_value: float | None
     n: int
     note: str  # why it is undefined, when it is
 
@@ -197,7 +197,7 @@ def describe(correlation: Correlation) -> str:
 # --- reports ----------------------------------------------------------------------------------
 
 
-def _cell(row: Optional[dict]) -> str:
+def _cell(row: dict | None) -> str:
     if row is None:
         return "-"
     if not row["decided"]:

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mossforge.errors import MossforgeError
 from mossforge.release.layout import MANIFEST
 from mossforge.release.versions import parse_number, tag_for, verify_version
-from mossforge.errors import MossforgeError
 
 KEEP_ON_HUB = {".gitattributes"}  # the Hub's own file (LFS rules): never deleted by a push
 

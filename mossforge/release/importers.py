@@ -22,19 +22,26 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from PIL import Image
 
+from mossforge.config import ConfigError, load_config
+from mossforge.images import ImageStore
 from mossforge.release.dataset_io import SPLITS
 from mossforge.release.layout import MANIFEST, SHARD, read_manifest
 from mossforge.release.publish import PublishedVersion, publish_local
-from mossforge.config import ConfigError, load_config
-from mossforge.images import ImageStore
 from mossforge.schema import (
-    HARM_CATEGORIES, STIMULUS_TYPES, UNSPECIFIED, Candidate, Contrast, Flags, Provenance,
+    HARM_CATEGORIES,
+    STIMULUS_TYPES,
+    UNSPECIFIED,
+    Candidate,
+    Contrast,
+    Flags,
+    Provenance,
     candidate_id,
 )
 
@@ -59,7 +66,7 @@ class ImportResult:
 # --- MOSSBench --------------------------------------------------------------------------------
 
 
-def _mossbench_folders(root: Path, contrast: Optional[Path]) -> tuple[Path, Optional[Path]]:
+def _mossbench_folders(root: Path, contrast: Path | None) -> tuple[Path, Path | None]:
     """The benign folder (holding images_information/) and the contrast folder, if any."""
     root = Path(root)
     benign = next((p for p in (root, root / "data") if (p / INFO).is_file()), None)
@@ -106,7 +113,7 @@ def _mossbench_harm(metadata: dict) -> str:
         return "general_harm"
 
 
-def _put_image(store: ImageStore, folder: Path, relative: Optional[str], where: str, variant=None):
+def _put_image(store: ImageStore, folder: Path, relative: str | None, where: str, variant=None):
     if not relative:
         raise ConfigError(f"{where}: no image path")
     path = folder / relative
@@ -116,7 +123,7 @@ def _put_image(store: ImageStore, folder: Path, relative: Optional[str], where: 
         return store.put(image.convert("RGB"), renderer="imported", variant=variant)
 
 
-def _mossbench_records(benign_dir: Path, contrast_dir: Optional[Path], store: ImageStore,
+def _mossbench_records(benign_dir: Path, contrast_dir: Path | None, store: ImageStore,
                        source: str) -> tuple[list[Candidate], list[Candidate], dict[str, int]]:
     info = _read_info(benign_dir)
     contrast_info = _read_info(contrast_dir) if contrast_dir else {}
@@ -185,8 +192,8 @@ def _text_record(question: str, stimulus_type: str, harm_category: str, source: 
 # --- CSV --------------------------------------------------------------------------------------
 
 
-def _csv_records(path: Path, question_column: str, label_column: Optional[str],
-                 type_column: Optional[str], stimulus_type: str, harm_category: str,
+def _csv_records(path: Path, question_column: str, label_column: str | None,
+                 type_column: str | None, stimulus_type: str, harm_category: str,
                  harmful_labels: Sequence[str]) -> tuple[list[Candidate], list[Candidate], dict[str, int]]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
@@ -261,7 +268,7 @@ def _publish_to(out: Path, name: str, description: str, license: str, records: l
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def import_mossbench(root: Path, out: Path, *, contrast: Optional[Path] = None, name: str = "mossbench",
+def import_mossbench(root: Path, out: Path, *, contrast: Path | None = None, name: str = "mossbench",
                      license: str = "other") -> ImportResult:
     benign_dir, contrast_dir = _mossbench_folders(Path(root), contrast)
     with tempfile.TemporaryDirectory(prefix="mossforge-import-") as tmp:
@@ -278,10 +285,10 @@ def import_mossbench(root: Path, out: Path, *, contrast: Optional[Path] = None, 
     return ImportResult(version, len(records), paired + len(unpaired), skipped)
 
 
-def import_csv(path: Path, out: Path, *, question_column: str, label_column: Optional[str] = None,
-               type_column: Optional[str] = None, stimulus_type: str = UNSPECIFIED,
+def import_csv(path: Path, out: Path, *, question_column: str, label_column: str | None = None,
+               type_column: str | None = None, stimulus_type: str = UNSPECIFIED,
                harm_category: str = "general_harm", harmful_labels: Sequence[str] = HARMFUL_LABELS,
-               name: Optional[str] = None, license: str = "other") -> ImportResult:
+               name: str | None = None, license: str = "other") -> ImportResult:
     if stimulus_type not in (*STIMULUS_TYPES, UNSPECIFIED):
         raise ConfigError(f"--stimulus-type must be one of {', '.join((*STIMULUS_TYPES, UNSPECIFIED))}")
     if harm_category not in HARM_CATEGORIES:
@@ -322,7 +329,7 @@ def export_mossbench(folder: Path, out: Path) -> dict[str, int]:
     contrast_info: dict[str, dict] = {}
     used: set[str] = set()
 
-    def write_image(split_dir: Path, name: str, cell: Optional[dict]) -> Optional[str]:
+    def write_image(split_dir: Path, name: str, cell: dict | None) -> str | None:
         if not cell or not cell.get("bytes"):
             return None
         relative = f"images/{name}.png"

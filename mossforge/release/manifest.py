@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -23,7 +23,7 @@ from mossforge.errors import InputError
 
 # A JSON number as written: an int stays an int, a float a float (pydantic's smart union), so a
 # manifest read and written back is byte-identical.
-Number = Union[int, float]
+Number = int | float
 
 
 class ManifestError(InputError):
@@ -44,14 +44,14 @@ class _Open(BaseModel):
 
 class GeneratorEntry(_Closed):
     generator: str
-    model_id: Optional[str] = None
-    prompt_template_id: Optional[str] = None
-    prompt_template_hash: Optional[str] = None
+    model_id: str | None = None
+    prompt_template_id: str | None = None
+    prompt_template_hash: str | None = None
 
 
 class RendererEntry(_Closed):
     renderer: str
-    model_id: Optional[str] = None
+    model_id: str | None = None
 
 
 class FunnelRow(_Open):
@@ -62,10 +62,10 @@ class FunnelRow(_Open):
     entered: int
     kept: int
     dropped: dict[str, int] = {}
-    note: Optional[str] = None
-    ran: Optional[bool] = None
-    cached: Optional[bool] = None
-    seconds: Optional[Number] = None
+    note: str | None = None
+    ran: bool | None = None
+    cached: bool | None = None
+    seconds: Number | None = None
     details: dict[str, Any] = {}
 
 
@@ -90,29 +90,29 @@ class Change(_Closed):
 
     level: Literal["initial", "major", "minor", "patch"]
     reasons: list[str]
-    previous: Optional[PreviousVersion] = None
+    previous: PreviousVersion | None = None
 
 
 class RoleEntry(_Open):
     """A configured target or judge (plus params, image_as_text, local_model where they apply)."""
 
-    name: Optional[str] = None
-    endpoint: Optional[str] = None
-    model_id: Optional[str] = None
-    system_prompt_sha256: Optional[str] = None
+    name: str | None = None
+    endpoint: str | None = None
+    model_id: str | None = None
+    system_prompt_sha256: str | None = None
 
 
 class TargetResultRow(_Closed):
     target: str
-    model_id: Optional[str] = None
-    classifier: Optional[str] = None
+    model_id: str | None = None
+    classifier: str | None = None
     answered: int
     refused: int
 
 
 class JudgeVoteRow(_Closed):
     judge: str
-    model_id: Optional[str] = None
+    model_id: str | None = None
     votes: int
 
 
@@ -140,19 +140,19 @@ class Manifest(_Open):
     stages: dict[str, str]
     funnel: list[FunnelRow]
     counts: Counts
-    models: Optional[ModelRoles] = None
+    models: ModelRoles | None = None
     local_models: dict[str, Any] = {}
-    model_calls: Optional[dict[str, Any]] = None
-    consensus: Optional[dict[str, Any]] = None
-    refine: Optional[dict[str, Any]] = None  # target-aware refinement: rounds, yield, transfer (when it ran)
-    items: Optional[dict[str, Optional[str]]] = None  # stable id -> row digest
-    features: Optional[dict[str, dict[str, str]]] = None  # split -> flattened features
-    version_number: Optional[str] = None
-    change: Optional[Change] = None
+    model_calls: dict[str, Any] | None = None
+    consensus: dict[str, Any] | None = None
+    refine: dict[str, Any] | None = None  # target-aware refinement: rounds, yield, transfer (when it ran)
+    items: dict[str, str | None] | None = None  # stable id -> row digest
+    features: dict[str, dict[str, str]] | None = None  # split -> flattened features
+    version_number: str | None = None
+    change: Change | None = None
     files: dict[str, str] = {}  # path in the version folder -> sha256 (every file but the manifest)
 
     @classmethod
-    def for_writing(cls, data: dict[str, Any]) -> "Manifest":
+    def for_writing(cls, data: dict[str, Any]) -> Manifest:
         """Validate a manifest about to be written: every part well-typed and no key this model
         does not know (a typo in publish is caught here, not by a reader later)."""
         manifest = cls.model_validate(data)

@@ -25,12 +25,12 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pyarrow.parquet as pq
 
@@ -39,9 +39,17 @@ from mossforge.config import PUBLISH_TARGET_KEYS, Config
 from mossforge.errors import LockBusyError
 from mossforge.images import ImageStore
 from mossforge.release.card import render_card
+
 # The layout's names are also importable from here (they lived here before layout.py).
 from mossforge.release.layout import (  # noqa: F401
-    ITEM_SPLITS, LOCK, MANIFEST, PUBLISH_LOCK, SHARD, list_versions, read_manifest, sha256_file,
+    ITEM_SPLITS,
+    LOCK,
+    MANIFEST,
+    PUBLISH_LOCK,
+    SHARD,
+    list_versions,
+    read_manifest,
+    sha256_file,
 )
 from mossforge.release.manifest import Manifest
 from mossforge.release.report import write_version_report
@@ -365,7 +373,7 @@ def build_manifest(records: Sequence[Candidate], dropped: Sequence[Candidate], c
     return {
         "dataset": config.dataset.name,
         "version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
         "config_hash": config.config_hash(),

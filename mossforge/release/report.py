@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from itertools import combinations
 from pathlib import Path
-from typing import Iterable
 
 from mossforge.release.layout import SHARD, read_manifest
 from mossforge.release.templating import render

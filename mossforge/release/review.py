@@ -10,24 +10,24 @@ config makes the next `mossforge run` apply them in the consensus stage and publ
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import pyarrow.parquet as pq
 
+from mossforge.config import Config, config_from_dict
 from mossforge.filters.consensus import Rule
 from mossforge.filters.review import apply_human_labels, export_review, read_review
-from mossforge.release.layout import MANIFEST, SHARD, read_manifest
-from mossforge.stage import read_records, write_records
-from mossforge.config import Config, config_from_dict
 from mossforge.images import ImageStore
+from mossforge.release.layout import MANIFEST, SHARD, read_manifest
 from mossforge.schema import Candidate, arrow_schema
+from mossforge.stage import read_records, write_records
 
 SPLITS = ("benign", "controversial")
 
 
-def load_items(source: Path, images: Optional[Path] = None
-               ) -> tuple[list[Candidate], Callable[[Candidate], Optional[Path]], Optional[Config]]:
+def load_items(source: Path, images: Path | None = None
+               ) -> tuple[list[Candidate], Callable[[Candidate], Path | None], Config | None]:
     """The items of `source` (a version folder: its benign and controversial splits; or a records
     parquet with `images` the image store's root), how to find each image, and the config that
     built them (a version's; None for a parquet)."""
@@ -45,7 +45,7 @@ def load_items(source: Path, images: Optional[Path] = None
                     row["image"] = row.pop("image_info")
                     records.append(Candidate.model_validate(row))
 
-        def image_path(record: Candidate) -> Optional[Path]:
+        def image_path(record: Candidate) -> Path | None:
             return source / "images" / f"{record.image.sha256}.png" if record.image else None
 
         return records, image_path, config_from_dict(manifest["config"], str(source / MANIFEST))
@@ -57,13 +57,13 @@ def load_items(source: Path, images: Optional[Path] = None
     return read_records([source]), (lambda r: store.path(r.image) if r.image else None), None
 
 
-def export_items(source: Path, out_dir: Path, images: Optional[Path] = None) -> tuple[Path, int]:
+def export_items(source: Path, out_dir: Path, images: Path | None = None) -> tuple[Path, int]:
     records, image_path, _ = load_items(source, images)
     return export_review(records, image_path, out_dir), len(records)
 
 
 def import_review(csv_path: Path, source: Path, out: Path, mode: str = "override",
-                  config: Optional[Config] = None, images: Optional[Path] = None) -> dict:
+                  config: Config | None = None, images: Path | None = None) -> dict:
     """Fold the reviewed CSV into the items of `source` and write them to `out` (records parquet).
     `join` aggregates with the consensus rule of `config`, else of the version's own config."""
     records, _, built_with = load_items(source, images)

@@ -23,9 +23,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from mossforge.release.layout import ITEM_SPLITS, MANIFEST, SHARD, list_versions, sha256_file
 from mossforge.errors import InputError
-
+from mossforge.release.layout import ITEM_SPLITS, MANIFEST, SHARD, list_versions, sha256_file
 
 
 class VersionError(InputError):

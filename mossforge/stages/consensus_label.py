@@ -4,9 +4,10 @@ aggregation rule is explicit and configurable."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mossforge.config import Config, ConfigError
 from mossforge.run_state import model_client

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from mossforge.config import Config, ConfigError
 from mossforge.stage import Drop, Keep, Stage, StageContext, StageReport

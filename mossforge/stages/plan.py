@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from mossforge.config import Config, ConfigError
 from mossforge.stage import Keep, Stage, StageContext, StageReport, write_table

@@ -9,7 +9,7 @@ The parents stay dropped. The budget left after earlier rounds comes in `ctx.par
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from mossforge import code_version
 from mossforge.config import Config

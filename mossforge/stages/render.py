@@ -3,7 +3,7 @@ API), then a check for near-duplicate images among everything rendered."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from mossforge import progress
 from mossforge.config import Config, ConfigError

@@ -3,7 +3,7 @@ classifier labels each answer; keep what at least k of n targets refuse."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from mossforge.config import Config
 from mossforge.run_state import model_client
