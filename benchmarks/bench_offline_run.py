@@ -40,7 +40,7 @@ from mossforge.config import Config, load_config  # noqa: E402
 from mossforge.release.publish import publish_local  # noqa: E402
 from mossforge.stage import read_records, rebatch, run_stage  # noqa: E402
 
-STAGE_ORDER = ["plan", "generate", "dedup", "render", "target_check", "consensus_label", "publish"]
+STAGE_ORDER = list(stages.FUNNEL_ROWS)
 
 
 def run_direct(cfg: Config) -> dict[str, float]:

@@ -43,7 +43,10 @@ def test_build_end_to_end_and_rerun_reuses_stages(prefect_harness, tmp_path, cou
     summary = build_dataset(config=config)
     funnel = {row["stage"]: row for row in summary["funnel"]}
     assert list(funnel) == list(stages.FUNNEL_ROWS) == [
-        "plan", "generate", "dedup", "render", "target_check", "consensus_label", "publish"]
+        "plan", "generate", "quality_gate", "dedup", "render", "target_check", "refine", "consensus_label",
+        "publish"]
+    assert funnel["quality_gate"]["status"] == "ran" and funnel["quality_gate"]["dropped"] == {}  # the seed bank passes
+    assert funnel["refine"]["status"] == "not_run"
     # 6 per type and a margin of 1 for dedup's losses; 6 of each type are kept (issue 15)
     assert funnel["plan"]["kept"] == 21 and funnel["generate"]["kept"] == 21
     assert funnel["dedup"]["entered"] == 21

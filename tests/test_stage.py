@@ -129,8 +129,9 @@ def test_the_pipeline_list_is_the_funnel():
     from mossforge import stages
 
     assert [s.name for s in stages.PIPELINE] == [
-        "plan", "generate", "dedup", "render", "image_dedup", "target_check", "consensus_label"]
-    assert stages.FUNNEL_ROWS == ("plan", "generate", "dedup", "render", "target_check", "consensus_label",
-                                  "publish")
+        "plan", "generate", "quality_gate", "dedup", "render", "image_dedup", "target_check", "refine",
+        "consensus_label"]
+    assert stages.FUNNEL_ROWS == ("plan", "generate", "quality_gate", "dedup", "render", "target_check", "refine",
+                                  "consensus_label", "publish")
     with pytest.raises(KeyError, match="no stage named 'nope'"):
         stages.by_name("nope")

@@ -10,6 +10,7 @@ from test_flow import small_config
 
 from mossforge import stages
 from mossforge.config import config_from_dict
+from mossforge.flows import limits
 from mossforge.flows.build import Run, build_dataset
 from mossforge.stage import Drop, Keep, Stage, read_records
 
@@ -39,8 +40,8 @@ def test_a_new_stage_is_one_class_and_one_list_entry(prefect_harness, tmp_path, 
     monkeypatch.setattr(stages, "PIPELINE", pipeline)
     summary = build_dataset(config=small_config(tmp_path, **{"dataset.name": "newstage"}))
     funnel = {row["stage"]: row for row in summary["funnel"]}
-    assert list(funnel) == ["plan", "generate", "dedup", "render", "no_negated_harm", "target_check",
-                            "consensus_label", "publish"]
+    assert list(funnel) == ["plan", "generate", "quality_gate", "dedup", "render", "no_negated_harm",
+                            "target_check", "refine", "consensus_label", "publish"]
     row = funnel["no_negated_harm"]
     assert row["status"] == "ran" and row["entered"] == funnel["render"]["kept"] == 18
     assert row["dropped"] == {"negated": 6} and row["kept"] == 12
@@ -73,6 +74,7 @@ def test_run_through_sends_a_subset_back_through_earlier_stages(prefect_harness,
 
         @flow
         def rounds():
+            limits.ensure_run_limits(config)  # as build_dataset does before any task runs
             run = Run(config)
             paths, _, _, _ = run.top_up()
             kept, dropped, first = run.run_through(["render", "image_dedup", "target_check"], paths)
@@ -92,5 +94,5 @@ def test_run_through_sends_a_subset_back_through_earlier_stages(prefect_harness,
     assert all(Path(p).name.startswith("r1-") for p in [*kept1]) and rows1[1].details["asked:t1"] == missed
     # The same questions get the same (cached) answers: still refused too rarely, dropped again.
     assert rows1[1].kept == 0 and rows1[1].dropped == {"not_refused": missed}
-    with pytest.raises(KeyError, match="no stage named refine"):
-        Run(config).run_through(["refine"], paths)
+    with pytest.raises(KeyError, match="no stage named polish"):
+        Run(config).run_through(["polish"], paths)

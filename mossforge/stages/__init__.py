@@ -13,6 +13,7 @@ from mossforge.stages.consensus_label import ConsensusLabelStage
 from mossforge.stages.dedup import DedupStage
 from mossforge.stages.generate import GenerateStage
 from mossforge.stages.plan import PlanStage
+from mossforge.stages.quality_gate import QualityGateStage
 from mossforge.stages.refine import RefineStage
 from mossforge.stages.render import ImageDuplicatesStage, RenderStage
 from mossforge.stages.target_check import TargetCheckStage
@@ -20,6 +21,7 @@ from mossforge.stages.target_check import TargetCheckStage
 PIPELINE: list[Stage] = [
     PlanStage(),
     GenerateStage(),
+    QualityGateStage(),
     DedupStage(),
     RenderStage(),
     ImageDuplicatesStage(),

@@ -16,7 +16,7 @@ from mossforge.config import Config
 from mossforge.stage import Keep, Stage, StageContext
 
 # The stages a round's children go through, in pipeline order.
-ROUTE = ("dedup", "render", "image_dedup", "target_check")
+ROUTE = ("quality_gate", "dedup", "render", "image_dedup", "target_check")
 
 
 class RefineStage(Stage):
