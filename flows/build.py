@@ -100,11 +100,7 @@ class Run:
         (and the files under `<run_dir>/<stage>/`) start with `prefix` (a round)."""
         cfg, in_paths = self.cfg, [str(p) for p in in_paths]
         total = count_rows(in_paths) if in_paths else None
-        if step.not_run_reason(cfg) is not None:  # every record passes through, not_run
-            result = self.timed(step.funnel_row, lambda: run_stage(step, cfg, in_paths, self.run_dir, prefix + "all"),
-                                total)
-            return result.kept, result.dropped, result.report
-        if step.scope == "all":
+        if step.scope == "all" or step.not_run_reason(cfg) is not None:  # (not run: all pass through)
             batches = [(prefix + "all", in_paths)]
         else:
             size = step.batch_size(cfg)
