@@ -113,3 +113,76 @@ def test_a_refined_item_the_panel_calls_harmful_is_dropped(prefect_harness, tmp_
 
     rows = datasets.load_dataset(summary["path"], "benign", split="test")
     assert rows.num_rows > 0 and all(r.get("lineage") is None for r in rows)
+
+
+def test_a_run_killed_in_a_refine_round_resumes_without_repeating_finished_calls(prefect_harness, tmp_path):
+    """kill -9 of `mossforge run` while the refinement's rounds call the targets; the same command
+    again finishes without asking again what was answered before the kill, and publishes the
+    version an uninterrupted run publishes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    def toml(config: dict) -> str:
+        lines = [f'[dataset]\nname = "{config["dataset"]["name"]}"',
+                 f'[plan]\nper_type = {config["plan"]["per_type"]}',
+                 f'[generate]\nbatch_size = {config["generate"]["batch_size"]}',
+                 f'[render]\nsize = {config["render"]["size"]}\nbatch_size = {config["render"]["batch_size"]}',
+                 f'[run]\nout_dir = "{config["run"]["out_dir"]}"\nwork_dir = "{config["run"]["work_dir"]}"',
+                 "[refine]\nenabled = true\nrounds = 2"]
+        for name, e in config["endpoints"].items():
+            lines.append(f'[endpoints.{name}]\nbase_url = "{e["base_url"]}"\nmodel = "{e["model"]}"\n'
+                         f'timeout_s = 5\nmax_retries = 0\nmax_concurrency = 2')
+        lines += ['[[targets]]\nname = "t1"\nendpoint = "t1"']
+        return "\n\n".join(lines) + "\n"
+
+    killer: dict = {}
+
+    def killing_script(request):
+        reply = script(request)
+        if killer.get("at") and len(killer["server"].requests) >= killer["at"] and killer.get("proc"):
+            os.kill(killer.pop("proc").pid, signal.SIGKILL)
+        return reply
+
+    with serve(script=killing_script) as server:
+        killer["server"] = server
+        endpoints = {"t1": {"base_url": server.base_url, "model": "model-t1"}}
+        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+
+        def run(name: str) -> subprocess.Popen:
+            config = small_config(tmp_path / name, endpoints=endpoints, targets=[{"name": "t1", "endpoint": "t1"}])
+            path = tmp_path / f"{name}.toml"
+            path.write_text(toml(config))
+            return subprocess.Popen([sys.executable, "-m", "mossforge.cli", "run", "--config", str(path)],
+                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        whole = run("whole")
+        out, err = whole.communicate(timeout=600)
+        assert whole.returncode == 0, err[-3000:]
+        reference = [(r.body["model"], target_text(r)) for r in server.requests]
+        server.requests.clear()
+
+        killer_at = killer["at"] = len(reference) - 3  # a few calls before the end: in the last round
+        killed = run("killed")
+        killer["proc"] = killed
+        killed.communicate(timeout=600)
+        assert killed.returncode == -signal.SIGKILL, "the run finished before it was killed"
+        before = [(r.body["model"], target_text(r)) for r in server.requests]
+        assert len(before) >= killer_at
+        server.requests.clear()
+        time.sleep(1.0)
+
+        resumed = run("killed")
+        out2, err2 = resumed.communicate(timeout=600)
+        assert resumed.returncode == 0, err2[-3000:]
+        after = [(r.body["model"], target_text(r)) for r in server.requests]
+    repeated = [call for call in after if call in set(before)]
+    assert len(repeated) <= 2  # at most the calls in flight at the kill (max_concurrency = 2)
+    assert sorted(set(before) | set(after)) == sorted(set(reference))
+    versions = {json.loads(p.read_text())["version"] for p in tmp_path.glob("*/out/*/*/manifest.json")}
+    assert len(versions) == 1  # the resumed run published what the uninterrupted one did
