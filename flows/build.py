@@ -45,6 +45,7 @@ from mossforge.stage import (
 from mossforge.stages.dedup import survived
 from mossforge.stages.plan import drawn as plan_drawn
 from mossforge.stages.plan import slot_counts
+from mossforge.stages.refine import operator_rows
 
 # The config's content hash stands for the config in the cache key (`config_key`): the fields marked
 # as not affecting output (mossforge/config.py) change neither the hash nor any task's key, while
@@ -211,7 +212,7 @@ class Run:
         report.details["variants"] = variants
         self.timings[step.funnel_row] = report.seconds
         self.refined = {"rounds": rounds, "variants": variants, "calls": calls,
-                        "operators": _operator_rows(self.stats.get(step.name, [])),
+                        "operators": operator_rows(self.stats.get(step.name, [])),
                         "cached": bool(cached) and all(cached), "checked": checked}
         report.cached = self.refined["cached"]
         return kept, dropped, report
@@ -278,18 +279,6 @@ class Run:
                 if summary is not None:
                     out[step.name] = summary
         return out
-
-
-def _operator_rows(stats: list[dict]) -> list[dict]:
-    """Per operator over every round: proposed, not applicable, duplicates, calls."""
-    total: dict[str, Counter] = {}
-    meta: dict[str, dict] = {}
-    for round_stats in stats:
-        for row in round_stats.get("operators", []):
-            total.setdefault(row["operator"], Counter()).update(
-                {k: v for k, v in row.items() if isinstance(v, int)})
-            meta[row["operator"]] = {"kind": row.get("kind"), "stimulus_type": row.get("stimulus_type")}
-    return [{"operator": name, **meta[name], **dict(counts)} for name, counts in sorted(total.items())]
 
 
 @task(name="publish")

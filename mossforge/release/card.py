@@ -157,9 +157,6 @@ def refine_section(refine: dict | None) -> str:
     """The refinement's rounds, yield, transfer to held-out targets, benign check and operators."""
     if not refine:
         return ""
-    kept = {}
-    for row in refine.get("operators", []):
-        kept[row["operator"]] = row
     rounds = [[r["round"], r["near_misses"], r["proposed"], r["kept"]] for r in refine["rounds"]]
     operators = [[r["operator"], r.get("kind") or "", r.get("proposed", 0), r.get("kept", 0)]
                  for r in refine.get("operators", []) if r.get("proposed")]

@@ -9,6 +9,7 @@ The parents stay dropped. The budget left after earlier rounds comes in `ctx.par
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from mossforge import code_version
@@ -72,6 +73,18 @@ class RefineStage(Stage):
         ctx.stats = {"round": round_, "near_misses": len(misses), "proposed": len(children),
                      "calls": budget.calls, "spent": budget.as_dict()["spent"], "operators": counters.rows()}
         yield from (Keep(child) for child in children)
+
+
+def operator_rows(stats: list[dict]) -> list[dict]:
+    """Per operator over every round: proposed, not applicable, duplicates, calls."""
+    total: dict[str, Counter] = {}
+    meta: dict[str, dict] = {}
+    for round_stats in stats:
+        for row in round_stats.get("operators", []):
+            total.setdefault(row["operator"], Counter()).update(
+                {k: v for k, v in row.items() if isinstance(v, int)})
+            meta[row["operator"]] = {"kind": row.get("kind"), "stimulus_type": row.get("stimulus_type")}
+    return [{"operator": name, **meta[name], **dict(counts)} for name, counts in sorted(total.items())]
 
 
 def _refused(record, target: str, count_partial: bool) -> bool | None:
