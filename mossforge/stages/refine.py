@@ -112,7 +112,6 @@ def summary(config: Config, loop: dict, funnel: list[dict], checked: list, publi
     - transfer: refusal by each held-out target of the refined candidates against the unrefined;
     - benign check: the share of refined and of unrefined survivors of the target check that the
       judge panel called harmful (None when no panel ran)."""
-    from collections import Counter
 
     partial = config.target_check.count_partial
     rows = {row["stage"]: row for row in funnel}
