@@ -358,3 +358,62 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
     renders = [t for name, t in tasks.items() if name.startswith("render-")]
     assert renders and all(t["state_name"] == "Cached" for t in renders), \
         {t["name"]: t["state_name"] for t in renders}
+
+
+def test_a_run_killed_in_a_refine_round_resumes_without_repeating_calls(server, tmp_path):
+    """Issue 17: kill -9 while the refinement's round asks the target; the same command again
+    asks only what was not answered before the kill and publishes the uninterrupted run's version."""
+    refine = '\n[refine]\nenabled = true\nrounds = 2\nper_parent = 2\n'
+    arrived: list[str] = []
+    state = {"kill_at": None}
+
+    def script(request):
+        # A refined variant may keep its parent's question with another image: the whole request
+        # (text and image bytes) is what must not be asked twice.
+        arrived.append(hashlib.sha256(json.dumps(request.body["messages"], sort_keys=True).encode()).hexdigest())
+        # The kill_at-th request of the run to be killed never completes before the kill.
+        delay = 20.0 if state["kill_at"] is not None and len(arrived) == state["kill_at"] else 0.0
+        return ok(REFUSAL if picky_refuses(question_of(request)) else COMPLIANCE, delay=delay)
+
+    def config_in(folder: Path) -> Path:
+        folder.mkdir()
+        path = target_config(folder, model_server.base_url, "refresume")
+        path.write_text(path.read_text() + refine)
+        return path
+
+    with serve(script=script) as model_server:
+        clean = tmp_path / "clean"
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config_in(clean)))
+        out, err = proc.communicate(timeout=480)
+        assert proc.returncode == 0, err[-3000:]
+        expected_version = Path(out.strip().splitlines()[-1]).name
+        expected_calls = list(arrived)
+        manifest = json.loads(next((clean / "out").glob("*/*/manifest.json")).read_text())
+        main_pass = manifest["refine"]["yield"]["target_calls_without"]  # one target: calls = candidates
+        assert len(expected_calls) - main_pass >= 4, "the rounds asked too little to kill inside them"
+        assert manifest["refine"]["yield"]["kept_with"] > manifest["refine"]["yield"]["kept_without"]
+
+        arrived.clear()
+        state["kill_at"] = len(expected_calls) - 2  # inside the refinement's last calls
+        config = config_in(tmp_path / "run")
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config), start_new_session=True)
+        wait_until(lambda: len(arrived) >= state["kill_at"], 480, "the refine round's requests", proc)
+        time.sleep(1.0)  # answered requests' cache entries are on disk; the last one is unanswered
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        assert not any((tmp_path / "run" / "out" / "refresume").glob("[!.]*")), "published before the kill"
+        answered = arrived[:state["kill_at"] - 1]
+        assert answered[main_pass:], "the kill came before the refinement asked anything"
+
+        arrived.clear()
+        state["kill_at"] = None
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config))
+        out, err = proc.communicate(timeout=480)
+        assert proc.returncode == 0, err[-3000:]
+        resumed = list(arrived)
+
+    assert Path(out.strip().splitlines()[-1]).name == expected_version
+    assert not set(resumed) & set(answered), "a model call answered before the kill was repeated"
+    assert sorted(resumed + answered) == sorted(expected_calls)
+    print(f"refine resume: {len(answered)} answered before the kill ({len(answered) - main_pass} in the "
+          f"rounds), {len(resumed)} after, {len(expected_calls)} uninterrupted; repeated: 0")
