@@ -120,8 +120,10 @@ class Run:
 
         results = self.timed(step.funnel_row, run, total)
         self.stats.setdefault(step.name, []).extend(r.stats for r in results if r.report.ran)
-        return ([p for r in results for p in r.kept], [p for r in results for p in r.dropped],
-                merge_reports(step.funnel_row, (r.report for r in results)))
+        report = merge_reports(step.funnel_row, (r.report for r in results))
+        # Read now: a refine round runs the same stages again before this row is closed.
+        report.cached = report.ran and monitor.all_cached(step.name)
+        return [p for r in results for p in r.kept], [p for r in results for p in r.dropped], report
 
     def run_through(self, names: Sequence[str], paths: Sequence[str], round: int = 0, params: dict | None = None,
                     ) -> tuple[list[str], list[str], list[StageReport]]:
@@ -176,7 +178,7 @@ class Run:
             if settings.max_seconds:
                 left["seconds_left"] = max(0.0, settings.max_seconds - (time.perf_counter() - started))
             children, _, report = self.stage(step, parents, f"r{round_}-", left)
-            cached.append(monitor.all_cached(step.name))
+            cached.append(report.cached)
             counters.update(report.details)
             stats = self.stats.get(step.name, [])[-1] if self.stats.get(step.name) else {}
             variants += report.kept
@@ -206,7 +208,7 @@ class Run:
         added = sum(r["kept"] for r in rounds)
         report = StageReport(step.funnel_row, True, entered, entered + added, dropped=dict(sorted(drop_reasons.items())),
                              seconds=round(time.perf_counter() - started, 3),
-                             note=f"{len(rounds)} rounds, {variants} variants, {added} refined items kept"
+                             note=f"{len(rounds)} round{'' if len(rounds) == 1 else 's'}, {variants} variants, {added} refined items kept"
                                   + (f", {calls} rewriter calls" if calls else ""),
                              details={k: v for k, v in sorted(counters.items()) if not k.startswith("near_misses")})
         report.details["variants"] = variants
@@ -221,9 +223,6 @@ class Run:
         """The funnel row of `parts` (stage name, report) run one after the other."""
         report = chain_reports(row, [r for _, r in parts]) if len(parts) > 1 else parts[0][1]
         report.seconds = self.timings.get(row, report.seconds)
-        hits = [monitor.all_cached(name) for name, r in parts if r.ran]  # (pops what the tasks noted)
-        # (a loop stage, refine, knows itself whether every task of every round was cached)
-        report.cached = report.ran and (report.cached or (bool(hits) and all(hits)))
         progress.event("stage_done", stage=row, status=report.status, seconds=report.seconds,
                        entered=report.entered, kept=report.kept)
         return report

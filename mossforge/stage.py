@@ -84,6 +84,8 @@ def merge_reports(stage: str, reports: Iterable[StageReport]) -> StageReport:
         seconds=round(sum(r.seconds for r in reports), 3),
         note="; ".join(sorted({r.note for r in reports if r.note})),
         details=dict(sorted(details.items())),
+        # cached when every part that ran was (the flow marks each stage's tasks: `Run.stage`)
+        cached=any(r.ran for r in reports) and all(r.cached for r in reports if r.ran),
     )
 
 

@@ -60,6 +60,11 @@ def test_refinement_keeps_refused_variants_with_lineage_and_a_rerun_makes_no_cal
         again = build_dataset(config=config)
         assert len(server.requests) == calls  # everything cached: no call at all
     assert again["version"] == summary["version"]
+    # every row that ran says so again: the refine rounds re-running render and the target check
+    # must not hide that the main pass's tasks came from the cache too
+    ran = [r["stage"] for r in summary["funnel"] if r["status"] == "ran" and r["stage"] != "publish"]
+    assert "render" in ran and "target_check" in ran
+    assert {r["stage"]: r["status"] for r in again["funnel"] if r["stage"] in ran} == dict.fromkeys(ran, "cached")
     funnel = {row["stage"]: row for row in summary["funnel"]}
     refine = summary["refine"]
     assert funnel["refine"]["status"] == "ran"
