@@ -1,6 +1,7 @@
 """Refinement's yield, cost, transfer and benign check with the local real target (issue 17).
 
-    .venv/bin/python benchmarks/bench_refine.py [--per-type 20] [--config configs/local.toml]
+    .venv/bin/python benchmarks/bench_refine.py [--per-type 10] [--config configs/local.toml]
+    .venv/bin/python benchmarks/bench_refine.py --manifest outputs/mossforge-local/<version>/manifest.json
 
 Runs `mossforge run` once on the config (refinement enabled; the 1.5B drives the search, the 0.5B
 is held out) in a fresh outputs and work folder, and prints from its manifest:
@@ -8,7 +9,8 @@ is held out) in a fresh outputs and work folder, and prints from its manifest:
   and with it (main pass + rounds), per stimulus type, and the model calls and seconds each cost;
 - transfer: refusal by the held-out target of the refined candidates against the unrefined;
 - benign check: the share the judge panel (local: a plumbing check) called harmful, refined vs not.
-One run holds both arms: the main pass is exactly the run without refinement (same config hash of
+`--manifest` prints the same tables from a version already built (e.g. by `mossforge run --config
+configs/local.toml`) instead of running again. One run holds both arms: the main pass is exactly the run without refinement (same config hash of
 every earlier stage), and the refine row's seconds and calls are what refinement added.
 """
 
@@ -28,9 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-type", type=int, default=20)
+    parser.add_argument("--per-type", type=int, default=10)
     parser.add_argument("--config", default=str(REPO / "configs" / "local.toml"))
+    parser.add_argument("--manifest", type=Path, help="read this version's manifest instead of running")
     args = parser.parse_args()
+    if args.manifest:
+        report(json.loads(args.manifest.read_text()), f"manifest {args.manifest}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "bench.toml"
         text = Path(args.config).read_text(encoding="utf-8")
@@ -43,11 +49,15 @@ def main() -> None:
         if done.returncode:
             sys.exit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")
         manifest = json.loads(next(Path(tmp, "out").glob("*/*/manifest.json")).read_text())
+    report(manifest, f"per_type {args.per_type}; wall {wall:.0f} s")
+
+
+def report(manifest: dict, what: str) -> None:
     refine, funnel = manifest["refine"], {r["stage"]: r for r in manifest["funnel"]}
     y = refine["yield"]
     seconds_refine = funnel["refine"]["seconds"]
     seconds_main = sum(r["seconds"] for s, r in funnel.items() if s not in ("refine", "consensus_label", "publish"))
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; per_type {args.per_type}; wall {wall:.0f} s")
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}; {what}")
     print("\n| stimulus type | planned | kept without | kept with | per 100 without | per 100 with |")
     print("|---|---|---|---|---|---|")
     for t, row in y["by_type"].items():
