@@ -130,13 +130,19 @@ def default_templates() -> dict[str, PromptTemplate]:
             for t in STIMULUS_TYPES}
 
 
-def response_json_schema() -> dict:
-    """The answer's JSON schema, in the form OpenAI's strict mode accepts."""
+def response_json_schema(stimulus_type: str | None = None) -> dict:
+    """The answer's JSON schema, in the form OpenAI's strict mode accepts. For one stimulus type,
+    `negation` is what that type needs: an object for negated harm, null for the other two (a
+    grammar-constrained server such as llama.cpp then cannot leave it out or add it; the real 1.5B
+    dropped the negation of a negated-harm item under the looser schema)."""
     def obj(properties: dict[str, Any]) -> dict:
         return {"type": "object", "properties": properties, "required": list(properties),
                 "additionalProperties": False}
 
     nullable = {"type": ["string", "null"]}
+    sign = obj({"symbol": {"type": "string", "enum": ["prohibition_sign", "red_x", "slogan_banner"]},
+                "slogan": nullable})
+    negation = {None: {"anyOf": [sign, {"type": "null"}]}, NH: sign}.get(stimulus_type, {"type": "null"})
     variant = obj({
         "question": {"type": "string"},
         "image_description": {"type": "string"},
@@ -144,18 +150,15 @@ def response_json_schema() -> dict:
         "alarming_rationale": {"type": "string"},
         "trigger_element": {"type": "string"},
         "contrast": obj({"question": {"type": "string"}, "image_description": nullable}),
-        "negation": {"anyOf": [obj({"symbol": {"type": "string",
-                                               "enum": ["prohibition_sign", "red_x", "slogan_banner"]},
-                                    "slogan": nullable}),
-                               {"type": "null"}]},
+        "negation": negation,
         "change": {"type": "string"},
     })
     return obj({"variants": {"type": "array", "items": variant}})
 
 
-def response_format() -> dict:
-    return {"type": "json_schema",
-            "json_schema": {"name": RESPONSE_SCHEMA_NAME, "schema": response_json_schema(), "strict": True}}
+def response_format(stimulus_type: str | None = None) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": RESPONSE_SCHEMA_NAME,
+                                                   "schema": response_json_schema(stimulus_type), "strict": True}}
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -267,10 +270,16 @@ class Rewriter:
             params["temperature"] = self.temperature
         if self.max_tokens is not None:
             params["max_tokens"] = self.max_tokens
-        answers = self.client.chat_many(
-            self.endpoint, [self.messages(p, min_refusals=min_refusals) for p in parents], stage=stage,
-            response_format=response_format() if self.structured else None, **params)
-        return [self._outcome(p, a, round, seed, config_hash, code_version) for p, a in zip(parents, answers)]
+        answers: dict[int, Any] = {}
+        for stimulus_type in STIMULUS_TYPES:  # one schema per type: one batch of requests per type
+            batch = [i for i, p in enumerate(parents) if p.stimulus_type == stimulus_type]
+            if batch:
+                replies = self.client.chat_many(
+                    self.endpoint, [self.messages(parents[i], min_refusals=min_refusals) for i in batch],
+                    stage=stage, response_format=response_format(stimulus_type) if self.structured else None,
+                    **params)
+                answers.update(zip(batch, replies))
+        return [self._outcome(p, answers[i], round, seed, config_hash, code_version) for i, p in enumerate(parents)]
 
     def _outcome(self, parent: Candidate, answer: ChatResult | ChatFailure, round: int, seed: int,
                  config_hash: str | None, code_version: str | None) -> RewriteOutcome:

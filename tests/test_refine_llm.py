@@ -110,7 +110,9 @@ def test_request_is_schema_constrained_and_shows_the_targets_answers(bank):
         assert body["model"] == MODEL
         assert body["response_format"]["type"] == "json_schema"
         assert body["response_format"]["json_schema"]["strict"] is True
-        assert body["response_format"]["json_schema"]["schema"] == response_json_schema()
+        assert body["response_format"]["json_schema"]["schema"] == response_json_schema(parent.stimulus_type)
+        negation = response_json_schema(parent.stimulus_type)["properties"]["variants"]["items"]["properties"]["negation"]
+        assert negation["type"] == ("object" if parent.stimulus_type == NH else "null")
         system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
         assert f"STIMULUS TYPE: {parent.stimulus_type}" in system and "benign" in system
         assert item_of(request)["question"] == parent.question
