@@ -279,7 +279,7 @@ _HARM = _family(
     r"normaliz(?:e|es|ing)|erases|disrespects|exploits)\b",
     r"(?:real|serious|lasting|significant)\s+(?:harm|damage|trauma|consequences)\b",
     r"harmful\s+stereotypes?\b",
-    r"(?:is|are|would\s+be|counts\s+as|constitutes)\s+(?:also\s+|clearly\s+|simply\s+|plain\s+)?(?:vandalism|harassment|stalking|defamation|slander|libel|assault|fraud|"
+    r"(?:is|are|be|counts\s+as|constitutes)\s+(?:also\s+|clearly\s+|simply\s+|plain\s+)?(?:vandalism|harassment|stalking|defamation|slander|libel|assault|fraud|"
     r"theft|trespassing|forgery|bullying|blackmail|extortion)\b",
     r"expose\s+you\s+to\b",
 )
