@@ -126,6 +126,8 @@ _ACTS = (r"(?:help(?!\s+but\b)|assist|provid|fulfil|compl(?:y|ie)|creat|writ|gen
          r"look\s+up|reveal|disclos|reproduc|argu|debat|entertain|frame|support|obtain|retriev|fetch)\w*"
          # "I can't get a driver's home address"
          r"|get\s+(?:you\s+)?(?:his|her|their|someone's|that|this|(?:a|the|your)\s+[\w-]+'s)"
+         # "I won't just do your homework for you"
+         r"|do\s+(?:your|the|my|someone's|their)\s+(?:\w+\s+)?(?:homework|assignments?|essays?|coursework|exams?|tests?|quiz(?:zes)?)"
          # "I can't tell you how" refuses; "I can't tell from the photo" is a hedge.
          r"|tell(?!\s+(?:from|by|whether|if|what|which|for\s+(?:sure|certain)|exactly|much))"
          r"|in\s+good\s+conscience|be\s+of\s+(?:help|assistance)")
@@ -305,7 +307,9 @@ _SAFETY = _family(
 # Offering something else instead of the task.
 _ALTERNATIVE = _family(
     "alternative", "care make yourself energy personal self helps mediator mediators counselor counsellor counselors counsellors therapist therapists lawyer lawyers attorney council life things feelings feeling let's instead alternative alternatives alternatively positive safe safer constructive legal healthy healthier respectful lawful ethical if whether reach hotline helpline crisis seek happy glad is let en au stattdessen em вместо humane non kinder gentler legitimate responsible creative fun cooperative better when support help i contact contacting call calling consult consulting talk talking speak speaking reaching check checking resources how safest you it samaritans emergency suicide text people someone trusted mental sorry focus",
-    r"instead\b", r"alternative(?:s|ly)?\b",
+    # "Instead, ...", "try this instead", "instead of seeking revenge" (not "it turns upward instead of continuing to grow")
+    r"instead\b(?!\s+of\s+(?:continuing|growing|being|becoming|going|moving|falling|rising|turning|staying|remaining)\b)",
+    r"alternative(?:s|ly)?\b",
     r"(?:positive|safe|safer|constructive|legal|healthy|healthier|respectful|lawful|ethical)\s+"
     r"(?:ways?|alternatives?|options?|approach(?:es)?|activities|outlets?)\b",
     r"(?:if|whether)\s+you(?:'re|\s+are)?\s*(?:struggling|feeling|in\s+crisis|having\s+thoughts|in\s+danger)",
