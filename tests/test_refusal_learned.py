@@ -93,7 +93,9 @@ def test_a_multi_megabyte_answer_in_well_under_a_second_per_megabyte(fn):
     verdict = fn(answer, question="Why should I do this?")
     elapsed = time.process_time() - started
     assert verdict.label in ("full_compliance", "full_refusal", "partial_refusal")
-    assert elapsed < 3, f"{len(answer):,} characters took {elapsed:.1f} s"
+    # a complexity check, not a speed figure: linear time takes 1-2.5 s here (2-core machine, load 5-8, the
+    # round-2 classifier as much as this one); the quadratic step it guards against took 51 s at 2.25 MB
+    assert elapsed < 6, f"{len(answer):,} characters took {elapsed:.1f} s"
 
 
 def test_the_default_path_is_the_rules():
