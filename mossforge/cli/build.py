@@ -51,6 +51,18 @@ def run(
     if cache is not None:
         overrides["cache.mode"] = cache
     cfg = load_config(config, overrides)  # validated before any work starts
+    from mossforge import rerun
+
+    # Same config, code and inputs as a run that published an intact version: nothing to re-run.
+    key = rerun.run_key(cfg) if rerun.why_not(cfg, fresh) is None else None
+    if key and (receipt := rerun.published(cfg, key)):
+        number = f"{receipt['version_number']} " if receipt.get("version_number") else ""
+        console.print(f"[bold green]already published[/]: {receipt['dataset']} version {number}({receipt['version']}), "
+                      f"{receipt['counts']['benign']} items, by an earlier run of the same config (hash "
+                      f"{cfg.config_hash()}), code and inputs; its files match its manifest, nothing was re-run "
+                      "(--fresh rebuilds)", highlight=False)
+        print(receipt["path"])  # stdout carries only the path, for scripts
+        return
     from mossforge import progress
     from mossforge.cli.display import RunDisplay
     from mossforge.preflight import check_run
@@ -85,6 +97,8 @@ def run(
     finally:
         progress.install(None)
         servers.stop()
+    if key and rerun.clean(summary) and rerun.run_key(cfg) == key:  # (inputs unchanged during the run)
+        rerun.write_receipt(cfg, key, summary)
     print_summary(summary)
     console.print(display.link_line(), highlight=False)
     if summary.get("hub"):
