@@ -60,6 +60,8 @@ def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
         "from mossforge.generators.render_pool import render_offline\n"
         "print('body', file=sys.stderr)\n"
         f"records = read_records([{str(batch)!r}])\n"
+        "from mossforge.generators.render_pool import prestart\n"
+        "prestart(2)\n"  # the forkserver started early (as `mossforge run` does) imports no script either
         f"print(len(render_offline(records, 64, {str(tmp_path / 'images')!r}, workers=2)))\n")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

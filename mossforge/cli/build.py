@@ -82,6 +82,10 @@ def run(
             chosen = server.select(temporary_server, on_start=lambda info: console.print(
                 f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
                 f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+        if cfg.render.renderer == "offline" and cfg.run.task_runner == "threads":  # (renders in this process)
+            from mossforge.generators.render_pool import prestart
+
+            prestart(cfg.run.cpu_workers)  # its imports overlap the stages before render
         from mossforge.flows.build import run_build
 
         display = RunDisplay(cfg, console, chosen)
