@@ -103,7 +103,7 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def everyday_loop(per_type: int, render_n: int) -> None:
+def everyday_loop(per_type: int, render_n: int, repeats: int = 3) -> None:
     """Issue 18's goals, as ratios measured in one run: the default build through the CLI with the
     managed server (started once, before, and timed on its own), the same command again (all
     cached), `mossforge --help`, and the offline renderer on one process and on every core."""
@@ -113,7 +113,10 @@ def everyday_loop(per_type: int, render_n: int) -> None:
            "MOSSFORGE_SERVER_PORT": "0", "COLUMNS": "200", "PREFECT_LOGGING_LEVEL": "WARNING"}
     for key in ("PREFECT_API_URL", "MOSSFORGE_SERVER"):
         env.pop(key, None)
-    console.print(f"before: {_load()}")
+    from mossforge.filters.embeddings import default_runtime
+
+    console.print(f"before: {_load()}; dedup embeds with {default_runtime()} "
+                  "(torch: no ONNX export in this environment, `python -m mossforge.filters.embeddings --export`)")
     rows = []
     try:
         help_s = sorted(_timed_cli(["--help"], env)[0] for _ in range(3))[1]
@@ -152,12 +155,14 @@ def everyday_loop(per_type: int, render_n: int) -> None:
         paths = run_stage(stages.by_name(name), cfg, paths, root / "render-bench", "all").kept
     records = read_records(paths)[:render_n]
     render_offline(records[:4], cfg.render.size, str(root / "warm"), workers=2)  # pool start-up, not timed
-    speeds = {}
+    speeds = {1: 0.0, 2: 0.0}
+    for attempt in range(repeats):  # alternating; the best of each (other load only slows a run down)
+        for workers in (1, 2):
+            t0 = time.perf_counter()
+            render_offline(records, cfg.render.size, str(root / f"images-{workers}-{attempt}"), workers=workers)
+            speeds[workers] = max(speeds[workers], len(records) / (time.perf_counter() - t0))
     for workers in (1, 2):
-        t0 = time.perf_counter()
-        render_offline(records, cfg.render.size, str(root / f"images-{workers}"), workers=workers)
-        speeds[workers] = len(records) / (time.perf_counter() - t0)
-        rows.append((f"render {len(records)} images, {workers} process{'es' if workers > 1 else ''}",
+        rows.append((f"render {len(records)} images, {workers} process{'es' if workers > 1 else ''} (best of {repeats})",
                      len(records) / speeds[workers], f"{speeds[workers]:.1f} images/s"))
     rows.append(("  two / one (images per second)", speeds[2] / speeds[1], "goal >= 1.7"))
     shutil.rmtree(root, ignore_errors=True)
@@ -179,9 +184,10 @@ def main() -> None:
                         "instead: first build, cached re-run, --help, render on one and on every core")
     parser.add_argument("--per-type", type=int, default=100, help="--loop: the build's candidates per type")
     parser.add_argument("--render-n", type=int, default=120, help="--loop: images rendered per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="--loop: render measurements per process count")
     args = parser.parse_args()
     if args.loop:
-        everyday_loop(args.per_type, args.render_n)
+        everyday_loop(args.per_type, args.render_n, args.repeats)
         return
     console = Console(width=170)
 

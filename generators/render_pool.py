@@ -114,6 +114,8 @@ def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageR
         for record in records:
             yield _render(record, size, image_root)
         return
-    chunk = max(1, min(16, len(records) // (4 * workers)))
+    # Small chunks: a card takes tens of milliseconds (a negated one, with its contrast, twice as
+    # long), so a big last chunk would leave the other workers idle at the end.
+    chunk = max(1, min(4, len(records) // (8 * workers)))
     yield from _pool(workers).map(_render, records, [size] * len(records), [image_root] * len(records),
                                   chunksize=chunk)
