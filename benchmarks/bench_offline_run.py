@@ -115,8 +115,10 @@ def everyday_loop(per_type: int, render_n: int, repeats: int = 3) -> None:
         env.pop(key, None)
     from mossforge.filters.embeddings import default_runtime
 
-    console.print(f"before: {_load()}; dedup embeds with {default_runtime()} "
-                  "(torch: no ONNX export in this environment, `python -m mossforge.filters.embeddings --export`)")
+    runtime = default_runtime()
+    console.print(f"before: {_load()}; dedup embeds with {runtime}" + (
+        " (no ONNX export in this environment: `python -m mossforge.filters.embeddings --export`)"
+        if runtime == "torch" else ""))
     rows = []
     try:
         help_s = sorted(_timed_cli(["--help"], env)[0] for _ in range(3))[1]

@@ -154,3 +154,13 @@ def test_a_hub_push_is_never_skipped():
     cfg = load_config(overrides={"dataset.hub_repo": "someone/data"})
     assert rerun.why_not(cfg, fresh=False) is not None
     assert rerun.why_not(load_config(), fresh=False) is None
+
+
+def test_a_fresh_run_leaves_its_own_receipt(published):
+    (receipt,) = (published["tmp"] / "work" / "receipts").glob("*.json")
+    stale = {**json.loads(receipt.read_text()), "version": "0000stale"}
+    receipt.write_text(json.dumps(stale))
+    result = _run(published, "--fresh")
+    assert result.exit_code == 0, result.output
+    assert "already published" not in result.stderr
+    assert json.loads(receipt.read_text())["version"] == Path(published["path"]).name

@@ -54,8 +54,9 @@ def run(
     from mossforge import rerun
 
     # Same config, code and inputs as a run that published an intact version: nothing to re-run.
-    key = rerun.run_key(cfg) if rerun.why_not(cfg, fresh) is None else None
-    if key and (receipt := rerun.published(cfg, key)):
+    # (A --fresh or refresh run still leaves its receipt: the next plain run answers with its version.)
+    key = rerun.run_key(cfg)
+    if rerun.why_not(cfg, fresh) is None and (receipt := rerun.published(cfg, key)):
         number = f"{receipt['version_number']} " if receipt.get("version_number") else ""
         console.print(f"[bold green]already published[/]: {receipt['dataset']} version {number}({receipt['version']}), "
                       f"{receipt['counts']['benign']} items, by an earlier run of the same config (hash "
@@ -101,7 +102,7 @@ def run(
     finally:
         progress.install(None)
         servers.stop()
-    if key and rerun.clean(summary) and rerun.run_key(cfg) == key:  # (inputs unchanged during the run)
+    if rerun.clean(summary) and rerun.run_key(cfg) == key:  # (inputs unchanged during the run)
         rerun.write_receipt(cfg, key, summary)
     print_summary(summary)
     console.print(display.link_line(), highlight=False)
