@@ -103,7 +103,7 @@ def _load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def everyday_loop(per_type: int, render_n: int) -> None:
+def everyday_loop(per_type: int, render_n: int, repeats: int = 3) -> None:
     """Issue 18's goals, as ratios measured in one run: the default build through the CLI with the
     managed server (started once, before, and timed on its own), the same command again (all
     cached), `mossforge --help`, and the offline renderer on one process and on every core."""
@@ -113,7 +113,12 @@ def everyday_loop(per_type: int, render_n: int) -> None:
            "MOSSFORGE_SERVER_PORT": "0", "COLUMNS": "200", "PREFECT_LOGGING_LEVEL": "WARNING"}
     for key in ("PREFECT_API_URL", "MOSSFORGE_SERVER"):
         env.pop(key, None)
-    console.print(f"before: {_load()}")
+    from mossforge.filters.embeddings import default_runtime
+
+    runtime = default_runtime()
+    console.print(f"before: {_load()}; dedup embeds with {runtime}" + (
+        " (no ONNX export in this environment: `python -m mossforge.filters.embeddings --export`)"
+        if runtime == "torch" else ""))
     rows = []
     try:
         help_s = sorted(_timed_cli(["--help"], env)[0] for _ in range(3))[1]
@@ -128,10 +133,17 @@ def everyday_loop(per_type: int, render_n: int) -> None:
         rows.append(("  sum of the stages' seconds", total, "goal <= 10 s on an idle 2-core machine"))
         rows.append(("  wall / sum of stages", first_s / total, "goal <= 1.3"))
         cached_s, cached = _timed_cli(run, env)
-        statuses = {k: v[0] for k, v in _stage_seconds(cached.stderr).items()}
-        rows.append(("same command again (cached), wall", cached_s,
-                     ", ".join(f"{k} {v}" for k, v in statuses.items())))
-        rows.append(("  cached / --help", cached_s / help_s, "goal <= 3"))
+        shortcut = "already published" in cached.stderr
+        if cached.stdout.strip() != first.stdout.strip():
+            raise SystemExit(f"the re-run printed another version:\n{cached.stdout}\n{first.stdout}")
+        rows.append(("same command again, wall", cached_s, "answered from its receipt: no flow run" if shortcut
+                     else ", ".join(f"{k} {v[0]}" for k, v in _stage_seconds(cached.stderr).items())))
+        rows.append(("  same again / --help", cached_s / help_s, "goal <= 3"))
+        # for comparison: the same re-run through the flow, every task cached (receipts removed)
+        shutil.rmtree(root / "out" / ".work" / "receipts", ignore_errors=True)
+        flow_s, flow_run = _timed_cli(run, env)
+        rows.append(("  the same through the flow (receipt removed)", flow_s,
+                     ", ".join(f"{k} {v[0]}" for k, v in _stage_seconds(flow_run.stderr).items())))
     finally:
         subprocess.run([str(Path(sys.executable).parent / "mossforge"), "server", "stop"], env=env,
                        capture_output=True)
@@ -140,17 +152,19 @@ def everyday_loop(per_type: int, render_n: int) -> None:
     from mossforge.generators.render_pool import render_offline
 
     cfg = _load_config(overrides={"plan.per_type": -(-render_n // 3)})
-    slots = stages.plan_stage(cfg, root / "render-bench")[0]
-    generated = [stages.generate_batch(cfg, p, str(root / "render-bench" / f"g{i}.parquet"))[0]
-                 for i, p in enumerate(slots)]
-    records = stages.read_records(generated)[:render_n]
+    paths: list[str] = []
+    for name in ("plan", "generate"):  # the default build's candidates, without dedup
+        paths = run_stage(stages.by_name(name), cfg, paths, root / "render-bench", "all").kept
+    records = read_records(paths)[:render_n]
     render_offline(records[:4], cfg.render.size, str(root / "warm"), workers=2)  # pool start-up, not timed
-    speeds = {}
+    speeds = {1: 0.0, 2: 0.0}
+    for attempt in range(repeats):  # alternating; the best of each (other load only slows a run down)
+        for workers in (1, 2):
+            t0 = time.perf_counter()
+            render_offline(records, cfg.render.size, str(root / f"images-{workers}-{attempt}"), workers=workers)
+            speeds[workers] = max(speeds[workers], len(records) / (time.perf_counter() - t0))
     for workers in (1, 2):
-        t0 = time.perf_counter()
-        render_offline(records, cfg.render.size, str(root / f"images-{workers}"), workers=workers)
-        speeds[workers] = len(records) / (time.perf_counter() - t0)
-        rows.append((f"render {len(records)} images, {workers} process{'es' if workers > 1 else ''}",
+        rows.append((f"render {len(records)} images, {workers} process{'es' if workers > 1 else ''} (best of {repeats})",
                      len(records) / speeds[workers], f"{speeds[workers]:.1f} images/s"))
     rows.append(("  two / one (images per second)", speeds[2] / speeds[1], "goal >= 1.7"))
     shutil.rmtree(root, ignore_errors=True)
@@ -172,9 +186,10 @@ def main() -> None:
                         "instead: first build, cached re-run, --help, render on one and on every core")
     parser.add_argument("--per-type", type=int, default=100, help="--loop: the build's candidates per type")
     parser.add_argument("--render-n", type=int, default=120, help="--loop: images rendered per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="--loop: render measurements per process count")
     args = parser.parse_args()
     if args.loop:
-        everyday_loop(args.per_type, args.render_n)
+        everyday_loop(args.per_type, args.render_n, args.repeats)
         return
     console = Console(width=170)
 

@@ -266,10 +266,13 @@ class _Canvas:
         self.S = size * scale
         rows = np.linspace(0.0, 1.0, max(1, int(self.S * horizon)), dtype=np.float64)[:, None]
         sky = np.asarray(top, np.float64) * (1 - rows) + np.asarray(bottom, np.float64) * rows
-        pixels = np.empty((self.S, self.S, 3), dtype=np.uint8)
-        pixels[:] = np.asarray(ground, np.uint8)
-        pixels[: sky.shape[0]] = np.round(sky).astype(np.uint8)[:, None, :]
-        self.image = Image.fromarray(pixels, "RGB")
+        # A one-pixel-wide column of the sky's rows, widened by nearest-neighbour (an exact copy
+        # of each pixel), over a ground-filled canvas: the same pixels as filling an S x S x 3
+        # array row by row, at a tenth of the cost.
+        self.image = Image.new("RGB", (self.S, self.S), tuple(ground))
+        column = np.ascontiguousarray(np.round(sky).astype(np.uint8)[:, None, :])
+        self.image.paste(Image.fromarray(column, "RGB").resize((self.S, column.shape[0]), Image.Resampling.NEAREST),
+                         (0, 0))
         self.draw = ImageDraw.Draw(self.image)
 
     def px(self, v: float) -> int:

@@ -53,6 +53,22 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         return _pools[workers]
 
 
+def prestart(configured: int) -> None:
+    """Start the forkserver now, so that it imports the renderer while earlier stages run: the
+    render stage's pool then forks its workers from it at once. Returns at once (the server's
+    imports happen in its own process); does nothing with one worker or without forkserver."""
+    workers = worker_count(configured)
+    if workers <= 1 or "forkserver" not in multiprocessing.get_all_start_methods() \
+            or multiprocessing.current_process().daemon:
+        return
+    from multiprocessing import forkserver
+
+    with _lock:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["mossforge.generators.render_offline"])
+        with _without_main():  # (the server would import the caller's main script too)
+            forkserver.ensure_running()
+
+
 @contextlib.contextmanager
 def _without_main():
     """Worker processes would otherwise import (and so run again) the caller's main script, as
@@ -98,6 +114,8 @@ def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageR
         for record in records:
             yield _render(record, size, image_root)
         return
-    chunk = max(1, min(16, len(records) // (4 * workers)))
+    # Small chunks: a card takes tens of milliseconds (a negated one, with its contrast, twice as
+    # long), so a big last chunk would leave the other workers idle at the end.
+    chunk = max(1, min(4, len(records) // (8 * workers)))
     yield from _pool(workers).map(_render, records, [size] * len(records), [image_root] * len(records),
                                   chunksize=chunk)

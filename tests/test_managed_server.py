@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,6 +136,11 @@ def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_pat
     flow_run = httpx.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
     assert flow_run["state"]["type"] == "COMPLETED" and flow_run["name"].startswith("managed-")
 
+    # The receipt would answer the same run without a flow run (tests/test_rerun.py): without it,
+    # the second run goes through the flow, on the same server, every task cached.
+    receipts = tmp_path / "out" / ".work" / "receipts"
+    assert len(list(receipts.glob("*.json"))) == 1
+    shutil.rmtree(receipts)
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "starting the local Prefect server" not in second.stderr
@@ -143,3 +149,8 @@ def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_pat
     assert int(second_links[0][0]) == info.port and second_links[0][1] != run_id
     assert re.search(r"render\s+│\s+cached", second.stderr), second.stderr[-3000:]
     assert second.stdout.strip() == first.stdout.strip()  # the same version
+
+    third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "already published" in third.stderr and "/runs/flow-run/" not in third.stderr
+    assert third.stdout.strip() == first.stdout.strip()

@@ -60,7 +60,38 @@ def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
         "from mossforge.generators.render_pool import render_offline\n"
         "print('body', file=sys.stderr)\n"
         f"records = read_records([{str(batch)!r}])\n"
+        "from mossforge.generators.render_pool import prestart\n"
+        "prestart(2)\n"  # the forkserver started early (as `mossforge run` does) imports no script either
         f"print(len(render_offline(records, 64, {str(tmp_path / 'images')!r}, workers=2)))\n")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "4" and proc.stderr.count("body") == 1
+
+
+# Pixels (not PNG bytes) of five cards at two sizes, as the renderer of 2026-12-01 drew them
+# before its canvas was filled a faster way (issue 18): a speed-up must not move a pixel.
+# (Pillow 13.0's bundled font; another Pillow build may draw text differently.)
+PINNED_PIXELS = {
+    256: [("3c65c8cbb67982a3", None), ("e3332686888911ce", None), ("98c492a576dfd127", "dfd7a6d9c42ea06f"),
+          ("8dd10d9eb82bbefc", "a0926a2adb2a19b8"), ("9eceea9981f14ef5", "e10e52feeb5b6340")],
+    512: [("953cca7f25dba099", None), ("9f7c63ce592d70e1", None), ("1411813f14478b1b", "5167f48b2ee935c7"),
+          ("d75ce36950ee238a", "1d24a382f18dec14"), ("6a5556dbb3587fb6", "143b00bd3ff3f958")],
+}
+
+
+def test_the_renderer_draws_the_pinned_pixels():
+    import PIL
+    import pytest
+    from test_render_offline import make_candidate, negated
+
+    from mossforge.generators.render_offline import OfflineRenderer
+
+    if PIL.__version__.split(".")[0] != "13":
+        pytest.skip(f"pixels pinned with Pillow 13 (this is {PIL.__version__})")
+    cards = [make_candidate(), make_candidate("counterintuitive_interpretation", domain="city street at night", seed=7),
+             negated("prohibition_sign"), negated("red_x", seed=3), negated("slogan_banner", domain="beach")]
+    for size, pinned in PINNED_PIXELS.items():
+        renderer = OfflineRenderer(size=size)
+        drawn = [tuple(hashlib.sha256(image.tobytes()).hexdigest()[:16] if image else None
+                       for image in renderer.render_pil(card)) for card in cards]
+        assert drawn == pinned, size

@@ -51,6 +51,19 @@ def run(
     if cache is not None:
         overrides["cache.mode"] = cache
     cfg = load_config(config, overrides)  # validated before any work starts
+    from mossforge import rerun
+
+    # Same config, code and inputs as a run that published an intact version: nothing to re-run.
+    # (A --fresh or refresh run still leaves its receipt: the next plain run answers with its version.)
+    key = rerun.run_key(cfg)
+    if rerun.why_not(cfg, fresh) is None and (receipt := rerun.published(cfg, key)):
+        number = f"{receipt['version_number']} " if receipt.get("version_number") else ""
+        console.print(f"[bold green]already published[/]: {receipt['dataset']} version {number}({receipt['version']}), "
+                      f"{receipt['counts']['benign']} items, by an earlier run of the same config (hash "
+                      f"{cfg.config_hash()}), code and inputs; its files match its manifest, nothing was re-run "
+                      "(--fresh rebuilds)", highlight=False)
+        print(receipt["path"])  # stdout carries only the path, for scripts
+        return
     from mossforge import progress
     from mossforge.cli.display import RunDisplay
     from mossforge.preflight import check_run
@@ -70,6 +83,10 @@ def run(
             chosen = server.select(temporary_server, on_start=lambda info: console.print(
                 f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
                 f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+        if cfg.render.renderer == "offline" and cfg.run.task_runner == "threads":  # (renders in this process)
+            from mossforge.generators.render_pool import prestart
+
+            prestart(cfg.run.cpu_workers)  # its imports overlap the stages before render
         from mossforge.flows.build import run_build
 
         display = RunDisplay(cfg, console, chosen)
@@ -85,6 +102,8 @@ def run(
     finally:
         progress.install(None)
         servers.stop()
+    if rerun.clean(summary) and rerun.run_key(cfg) == key:  # (inputs unchanged during the run)
+        rerun.write_receipt(cfg, key, summary)
     print_summary(summary)
     console.print(display.link_line(), highlight=False)
     if summary.get("hub"):

@@ -16,7 +16,7 @@ from mossforge.stage import Drop, Keep, Stage, StageContext
 
 def human_labels_digest(config: Config) -> str | None:
     """sha256 of the reviewed CSV the config names (part of the consensus tasks' cache key)."""
-    from mossforge.release.publish import sha256_file
+    from mossforge.release.layout import sha256_file
 
     path = config.consensus.human_labels
     if path is None:

@@ -86,7 +86,7 @@ class DedupStage(Stage):
     def cache_inputs(self, config: Config) -> dict:
         # Versions this same config published hold the same items (same ids), which dedup never
         # counts against themselves: only other versions can change its result (and its cache key).
-        from mossforge.release.publish import list_versions
+        from mossforge.release.layout import list_versions
 
         return {"published": [m["version"] for m in list_versions(Path(config.run.out_dir), config.dataset.name)
                               if m["config_hash"] != config.config_hash()]}
