@@ -307,6 +307,21 @@ endpoint = "picky"
 """)
 
 
+def resume_and_check(server, config: Path, arrived: list, answered: list, expected_calls: list,
+                     expected_version: str) -> list:
+    """Run the killed run's command again: it publishes the uninterrupted run's version and asks
+    exactly what was not answered before the kill. Returns what it asked."""
+    arrived.clear()
+    proc = mossforge(server, "run", "--skip-preflight", "--config", str(config))
+    out, err = proc.communicate(timeout=480)
+    assert proc.returncode == 0, err[-3000:]
+    resumed = list(arrived)
+    assert Path(out.strip().splitlines()[-1]).name == expected_version
+    assert not set(resumed) & set(answered), "a model call answered before the kill was repeated"
+    assert sorted(resumed + answered) == sorted(expected_calls)  # exactly the calls that had not finished
+    return resumed
+
+
 def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_path):
     arrived = []
 
@@ -340,16 +355,8 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
         killed = True
         assert not any((run / "out" / "resume").glob("[!.]*")), "no version was published before the kill"
         answered = arrived[:KILL_AT - 1]
+        resumed = resume_and_check(server, config, arrived, answered, expected_calls, expected_version)
 
-        arrived.clear()
-        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config))
-        out, err = proc.communicate(timeout=480)
-        assert proc.returncode == 0, err[-3000:]
-        resumed = list(arrived)
-
-    assert Path(out.strip().splitlines()[-1]).name == expected_version
-    assert not set(resumed) & set(answered), "a model call answered before the kill was repeated"
-    assert sorted(resumed + answered) == expected_calls  # exactly the calls that had not finished
     print(f"resume: {len(answered)} calls answered before the kill, {len(resumed)} after, "
           f"{len(expected_calls)} in an uninterrupted run; repeated: 0")
 
@@ -404,16 +411,7 @@ def test_a_run_killed_in_a_refine_round_resumes_without_repeating_calls(server, 
         assert not any((tmp_path / "run" / "out" / "refresume").glob("[!.]*")), "published before the kill"
         answered = arrived[:state["kill_at"] - 1]
         assert answered[main_pass:], "the kill came before the refinement asked anything"
-
-        arrived.clear()
         state["kill_at"] = None
-        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config))
-        out, err = proc.communicate(timeout=480)
-        assert proc.returncode == 0, err[-3000:]
-        resumed = list(arrived)
-
-    assert Path(out.strip().splitlines()[-1]).name == expected_version
-    assert not set(resumed) & set(answered), "a model call answered before the kill was repeated"
-    assert sorted(resumed + answered) == sorted(expected_calls)
+        resumed = resume_and_check(server, config, arrived, answered, expected_calls, expected_version)
     print(f"refine resume: {len(answered)} answered before the kill ({len(answered) - main_pass} in the "
           f"rounds), {len(resumed)} after, {len(expected_calls)} uninterrupted; repeated: 0")
