@@ -270,16 +270,11 @@ class Rewriter:
             params["temperature"] = self.temperature
         if self.max_tokens is not None:
             params["max_tokens"] = self.max_tokens
-        answers: dict[int, Any] = {}
-        for stimulus_type in STIMULUS_TYPES:  # one schema per type: one batch of requests per type
-            batch = [i for i, p in enumerate(parents) if p.stimulus_type == stimulus_type]
-            if batch:
-                replies = self.client.chat_many(
-                    self.endpoint, [self.messages(parents[i], min_refusals=min_refusals) for i in batch],
-                    stage=stage, response_format=response_format(stimulus_type) if self.structured else None,
-                    **params)
-                answers.update(zip(batch, replies))
-        return [self._outcome(p, answers[i], round, seed, config_hash, code_version) for i, p in enumerate(parents)]
+        answers = self.client.chat_many(
+            self.endpoint, [self.messages(p, min_refusals=min_refusals) for p in parents], stage=stage,
+            response_format=[response_format(p.stimulus_type) if self.structured else None for p in parents],
+            **params)
+        return [self._outcome(p, a, round, seed, config_hash, code_version) for p, a in zip(parents, answers)]
 
     def _outcome(self, parent: Candidate, answer: ChatResult | ChatFailure, round: int, seed: int,
                  config_hash: str | None, code_version: str | None) -> RewriteOutcome:

@@ -405,10 +405,15 @@ class ModelClient:
         return await self._on_loop(self._images(endpoint, prompt, size, n, stage, params))
 
     def chat_many(self, endpoint: str, message_lists: list[list[dict]], *, stage: str,
-                  response_format: dict | None = None, **params: Any) -> list[ChatResult | ChatFailure]:
-        """Many chats at once (bounded per endpoint), in input order; failures come back as values."""
+                  response_format: dict | list[dict | None] | None = None, **params: Any,
+                  ) -> list[ChatResult | ChatFailure]:
+        """Many chats at once (bounded per endpoint), in input order; failures come back as values.
+        `response_format`: one for every chat, or a list with one per chat."""
         self._config(endpoint)
-        calls = [self._chat(endpoint, m, stage, response_format, params) for m in message_lists]
+        formats = response_format if isinstance(response_format, list) else [response_format] * len(message_lists)
+        if len(formats) != len(message_lists):
+            raise ValueError(f"chat_many: {len(formats)} response formats for {len(message_lists)} chats")
+        calls = [self._chat(endpoint, m, stage, f, params) for m, f in zip(message_lists, formats)]
         return self._run(self._gather(calls))
 
     def images_many(self, endpoint: str, prompts: list[str], size: str = "1024x1024", n: int = 1, *,
