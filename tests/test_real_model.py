@@ -102,13 +102,14 @@ def test_target_check_labels_real_answers_and_harm_is_refused_more(local_cfg):
     assert harmful >= len(TWINS) - 1
 
 
-def test_schema_constrained_generation_yields_valid_candidates_or_counted_drops(local_cfg):
+def test_schema_constrained_generation_yields_valid_candidates_or_counted_drops(small_cfg):
+    """The LLM generator through the 0.5B (endpoint `small`)."""
     from mossforge.generators.llm import LLMGenerator
     from mossforge.generators.plan import Slot
 
     slots = [Slot("k0", "exaggerated_risk", "general_harm", "home", "a toy knife")]
-    with _client(local_cfg) as client:
-        generator = LLMGenerator(client, "local", candidates_per_call=1, few_shot=1, temperature=0,
+    with _client(small_cfg) as client:
+        generator = LLMGenerator(client, "small", candidates_per_call=1, few_shot=1, temperature=0,
                                  max_tokens=450, structured=True, repair=False)
         candidates, stats = generator.generate(slots, seed=0)
     assert stats.requested == 1 and stats.failed_calls == 0
@@ -145,13 +146,43 @@ def test_a_second_run_makes_zero_calls(local_cfg):
     assert all(r.cached for r in replies)
 
 
-def test_the_refine_rewriter_answers_in_schema_and_every_parent_is_accounted_for(local_cfg):
+SMALL_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+
+
+@pytest.fixture(scope="module")
+def small_cfg(local_cfg):
+    """local_cfg plus the 0.5B behind endpoint `small` (about three times faster on one core), for
+    the long-prompt generation tests: a generator or rewriter prompt is ~1,000 tokens, about a
+    minute per call on the 1.5B on one core."""
+    try:
+        local_model.verify(SMALL_MODEL)
+    except local_model.LocalModelError as error:
+        if os.environ.get("MOSSFORGE_REQUIRE_REAL_MODEL") == "1":
+            pytest.fail(f"MOSSFORGE_REQUIRE_REAL_MODEL=1 but the 0.5B cannot run: {error}", pytrace=False)
+        pytest.skip(f"REAL MODEL NOT AVAILABLE, 0.5B tests skipped: {error}")
+    from mossforge.config import config_from_dict
+
+    port = local_model.free_port()
+    data = local_cfg.model_dump(mode="json")
+    data["endpoints"]["small"] = {"base_url": f"http://127.0.0.1:{port}/v1", "model": "qwen2.5-coder-0.5b-instruct",
+                                     "max_concurrency": 2, "timeout_s": 300, "max_retries": 1}
+    cfg = config_from_dict({**data, "local_models": {"small": {"model": SMALL_MODEL, "servers": 2, "threads": 1}}})
+    servers = local_model.Servers(cfg)
+    try:
+        yield cfg
+        assert servers.failures() == []
+    finally:
+        servers.stop()
+
+
+def test_the_refine_rewriter_answers_in_schema_and_every_parent_is_accounted_for(small_cfg):
     """Issue 17's LLM rewriter against the real model, shown a real target answer and asked,
     schema-constrained, for a variant. The per-type schema keeps every answer parseable (no
     malformed, truncated or schema-invalid answer, no failed call); whatever it writes becomes a
     valid child with lineage or a drop counted by its content reason; a re-run is served from the
-    cache. How many children a model this small gives is printed, not asserted: in three runs the
-    1.5B gave none of three parents (it copied the item back, or left a rationale blank)."""
+    cache. The 1.5B answers as the target, the 0.5B rewrites. How many children a model this small
+    gives is printed, not asserted: in three runs the 1.5B as rewriter gave none of three parents (it
+    copied the item back, or left a rationale blank)."""
     from collections import Counter
 
     from mossforge.filters.targets import Query, ask_targets, label_answers
@@ -164,6 +195,7 @@ def test_the_refine_rewriter_answers_in_schema_and_every_parent_is_accounted_for
     # Two parents, one per llama.cpp server (a rewrite reads ~1,000 prompt tokens: about a minute
     # each on one core); negated harm is where the per-type schema matters.
     parents = [bank.generate(bank.slots(t)[7], seed=1) for t in ("negated_harm", "counterintuitive_interpretation")]
+    local_cfg = small_cfg
     target = local_cfg.targets[0]
     with _client(local_cfg) as client:
         queries = [Query(p.question, None, p.image_description) for p in parents]
@@ -172,7 +204,7 @@ def test_the_refine_rewriter_answers_in_schema_and_every_parent_is_accounted_for
                                 local_cfg.target_check)
         for parent, result in zip(parents, results):
             parent.target_check = TargetCheck(status="dropped", refusals=0, results=[result])
-        rewriter = Rewriter(client, "local", variants_per_call=1, temperature=0.7, max_tokens=400)
+        rewriter = Rewriter(client, "small", variants_per_call=1, temperature=0.7, max_tokens=400)
         outcomes = rewriter.rewrite(parents, round=1, seed=0, min_refusals=1)
     children = [c for o in outcomes for c in o.children]
     drops = sum((o.dropped for o in outcomes), start=Counter())
@@ -186,13 +218,13 @@ def test_the_refine_rewriter_answers_in_schema_and_every_parent_is_accounted_for
         assert child.lineage.operator == "llm_rewrite" and child.lineage.round == 1
         assert child.lineage.history[0].answers[0].answer == parent.target_check.results[0].answer
         assert child.question.strip() and child.image_description.strip()
-    print(f"rewriter, real 1.5B: {len(children)} children of {len(parents)} parents, drops {dict(drops)}, quality gate: "
+    print(f"rewriter, real 0.5B: {len(children)} children of {len(parents)} parents, drops {dict(drops)}, quality gate: "
           f"{[gate_reason(c) or 'pass' for c in children]}; "
           + "; ".join(f"{p.question!r} -> {c.question!r}" for p in parents for c in children
                       if c.lineage.parent_id == p.id))
 
     with _client(local_cfg) as again:
-        second = Rewriter(again, "local", variants_per_call=1, temperature=0.7, max_tokens=400).rewrite(
+        second = Rewriter(again, "small", variants_per_call=1, temperature=0.7, max_tokens=400).rewrite(
             parents, round=1, seed=0, min_refusals=1)
         assert again.accounting()["total"]["calls"] == 0
     assert [c.id for o in second for c in o.children] == [c.id for c in children]
