@@ -30,6 +30,16 @@ def _missing() -> str | None:
     return None
 
 
+def _served(cfg):
+    """Run the config's local-model servers while a fixture yields `cfg`; none may have failed."""
+    servers = local_model.Servers(cfg)
+    try:
+        yield cfg
+        assert servers.failures() == []
+    finally:
+        servers.stop()
+
+
 @pytest.fixture(scope="module")
 def local_cfg(tmp_path_factory):
     """A config with the 1.5B behind a managed endpoint, its servers running for the module."""
@@ -54,12 +64,7 @@ def local_cfg(tmp_path_factory):
         "run": {"out_dir": str(work / "out")},
         "cache": {"dir": str(work / "cache")},
     })
-    servers = local_model.Servers(cfg)
-    try:
-        yield cfg
-        assert servers.failures() == []
-    finally:
-        servers.stop()
+    yield from _served(cfg)
 
 
 def _client(cfg):
@@ -167,12 +172,7 @@ def small_cfg(local_cfg):
     data["endpoints"]["small"] = {"base_url": f"http://127.0.0.1:{port}/v1", "model": "qwen2.5-coder-0.5b-instruct",
                                      "max_concurrency": 2, "timeout_s": 300, "max_retries": 1}
     cfg = config_from_dict({**data, "local_models": {"small": {"model": SMALL_MODEL, "servers": 2, "threads": 1}}})
-    servers = local_model.Servers(cfg)
-    try:
-        yield cfg
-        assert servers.failures() == []
-    finally:
-        servers.stop()
+    yield from _served(cfg)
 
 
 def test_the_refine_rewriter_answers_in_schema_and_every_parent_is_accounted_for(small_cfg):
