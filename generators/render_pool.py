@@ -26,7 +26,11 @@ from concurrent.futures import ProcessPoolExecutor
 from mossforge.schema import Candidate, ImageRef
 
 _pools: dict[int, ProcessPoolExecutor] = {}
+_prestarted: list[int] = []  # the worker count `prestart` was called with, if it was
 _lock = threading.Lock()
+# What the forkserver imports before it forks any worker: the renderer, and pyplot for the
+# report's plots (`running_pool`), so that no worker pays those imports.
+PRELOAD = ["mossforge.generators.render_offline", "matplotlib.pyplot"]
 
 
 def worker_count(configured: int) -> int:
@@ -45,7 +49,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
-                context.set_forkserver_preload(["mossforge.generators.render_offline"])
+                context.set_forkserver_preload(PRELOAD)
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
             with _without_main():  # all workers now, while the caller's script is hidden from them
                 pool._launch_processes()
@@ -64,9 +68,21 @@ def prestart(configured: int) -> None:
     from multiprocessing import forkserver
 
     with _lock:
-        multiprocessing.get_context("forkserver").set_forkserver_preload(["mossforge.generators.render_offline"])
+        multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
         with _without_main():  # (the server would import the caller's main script too)
             forkserver.ensure_running()
+        _prestarted[:] = [workers]
+
+
+def running_pool() -> ProcessPoolExecutor | None:
+    """This process's worker pool, if this run has one (a render used it, or `prestart` started
+    its forkserver), else None. For the run's other CPU work whose imports are preloaded there (the
+    report's plots): run in the calling process, it would pay those imports itself."""
+    with _lock:
+        if _pools:
+            return next(iter(_pools.values()))
+        workers = _prestarted[0] if _prestarted else 0
+    return _pool(workers) if workers > 1 and not multiprocessing.current_process().daemon else None
 
 
 @contextlib.contextmanager

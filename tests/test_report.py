@@ -1,6 +1,7 @@
 """The static report of a version: its plots exist, and they draw the right numbers."""
 
 import json
+import os
 import random
 
 from PIL import Image
@@ -123,3 +124,28 @@ def test_every_coverage_number_reads_on_its_cell():
     for text in texts:
         cell = image.cmap(image.norm(int(text.get_text())))[:3]
         assert abs(luminance(to_rgb(text.get_color())) - luminance(cell)) > 0.4, text.get_text()
+
+
+def test_plots_drawn_by_the_run_worker_pool_are_the_bytes_drawn_here(monkeypatch):
+    """`mossforge run` hands the plots to its worker pool (pyplot preloaded there): the files must
+    not depend on where they were drawn, and without a pool they are drawn here."""
+    from mossforge.generators import render_pool
+
+    accepted, dropped = rows(25, 1, judged=True), rows(15, 2)
+    values = report.report_values(manifest(accepted, dropped), accepted, dropped)
+    monkeypatch.setattr(render_pool, "running_pool", lambda: None)
+    here = report.figure_pngs(values)
+    monkeypatch.undo()
+    render_pool.prestart(2)
+    pool = render_pool.running_pool()
+    assert pool is not None
+    drawn = {name: pool.submit(_pid_and_png, name, values[name]).result() for name in report.FIGURES}
+    seen = {pid for pid, _ in drawn.values()}
+    assert os.getpid() not in seen  # drawn in the pool, not here
+    assert {name: png for name, (_, png) in drawn.items()} == here
+    assert report.figure_pngs(values) == here
+    assert all(png.startswith(b"\x89PNG") for png in here.values())
+
+
+def _pid_and_png(name, values):
+    return os.getpid(), report.figure_png(name, values)

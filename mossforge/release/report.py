@@ -14,9 +14,11 @@ rest, but it is not part of the version id (a pure function of the published row
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from concurrent.futures.process import BrokenProcessPool
 from itertools import combinations
 from pathlib import Path
 
@@ -207,17 +209,40 @@ FIGURES = {"funnel": funnel_figure, "refusals": refusal_figure, "judges": judge_
            "coverage": coverage_figure}
 
 
+def figure_png(name: str, values) -> bytes:
+    """One plot as PNG bytes. No timestamps in the file: the same version always gets
+    byte-identical plots, in this process or in a pool worker."""
+    plt = _pyplot()
+    fig = FIGURES[name](values)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def figure_pngs(values: dict) -> dict[str, bytes]:
+    """Every plot, drawn by the run's worker pool when it has one (`render_pool.running_pool`):
+    its workers have pyplot imported already and draw the plots side by side, while importing
+    pyplot here would cost about a second. Otherwise here, one after the other."""
+    from mossforge.generators.render_pool import running_pool
+
+    pool = running_pool()
+    if pool is not None:
+        try:
+            futures = {name: pool.submit(figure_png, name, values[name]) for name in FIGURES}
+            return {name: future.result() for name, future in futures.items()}
+        except BrokenProcessPool:  # a worker died (killed, out of memory): draw them here
+            pass
+    return {name: figure_png(name, values[name]) for name in FIGURES}
+
+
 def write_report(folder: Path, manifest: dict, accepted: list[dict], dropped: list[dict]) -> Path:
     """Write `folder/report/`: plots, their numbers and index.html. Returns the page's path."""
-    plt = _pyplot()
     out = Path(folder) / "report"
     out.mkdir(parents=True, exist_ok=True)
     values = report_values(manifest, accepted, dropped)
-    for name, figure in FIGURES.items():
-        fig = figure(values[name])
-        # No timestamps in the files: the same version always gets byte-identical plots.
-        fig.savefig(out / f"{name}.png", dpi=100, metadata={"Software": None})
-        plt.close(fig)
+    for name, png in figure_pngs(values).items():
+        (out / f"{name}.png").write_bytes(png)
     (out / "plots.json").write_text(json.dumps(values, indent=2, sort_keys=True), encoding="utf-8")
     page = out / "index.html"
     page.write_text(_html(manifest, values, accepted), encoding="utf-8")
