@@ -28,9 +28,9 @@ from mossforge.schema import Candidate, ImageRef
 _pools: dict[int, ProcessPoolExecutor] = {}
 _prestarted: list[int] = []  # the worker count `prestart` was called with, if it was
 _lock = threading.Lock()
-# What the forkserver imports before it forks any worker: the renderer, and pyplot for the
-# report's plots (`running_pool`), so that no worker pays those imports.
-PRELOAD = ["mossforge.generators.render_offline", "matplotlib.pyplot"]
+# What the forkserver imports before it forks any worker: the renderer, and pyplot and the report
+# for the report's plots (`running_pool`), so that no worker pays those imports.
+PRELOAD = ["mossforge.generators.render_offline", "matplotlib.pyplot", "mossforge.release.report"]
 
 
 def worker_count(configured: int) -> int:
