@@ -69,6 +69,10 @@ def run(
     from mossforge.preflight import check_run
 
     servers = local_servers(cfg)  # the config's [local_models] (before the preflight probes them)
+    if cfg.render.renderer == "offline" and cfg.run.task_runner == "threads":  # (renders in this process)
+        from mossforge.generators.render_pool import prestart
+
+        prestart(cfg.run.cpu_workers)  # its imports (renderer, pyplot) overlap Prefect's import here
     try:
         checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
         if checked:
@@ -83,10 +87,6 @@ def run(
             chosen = server.select(temporary_server, on_start=lambda info: console.print(
                 f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
                 f"`mossforge server stop` stops it; log {info.log})", highlight=False))
-        if cfg.render.renderer == "offline" and cfg.run.task_runner == "threads":  # (renders in this process)
-            from mossforge.generators.render_pool import prestart
-
-            prestart(cfg.run.cpu_workers)  # its imports overlap the stages before render
         from mossforge.flows.build import run_build
 
         display = RunDisplay(cfg, console, chosen)
