@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
@@ -11,7 +12,11 @@ from mossforge.config import Config, ConfigError
 from mossforge.stage import Keep, Stage, StageContext, StageReport, write_table
 
 
+@functools.cache
 def seed_bank():
+    """One bank per process: building it takes about half a second, and after that it is read
+    only (its memos are pure functions of the library), so the plan, the funnel's slot counts and
+    generate share it."""
     from mossforge.generators.seedbank import SeedBank
 
     return SeedBank()
