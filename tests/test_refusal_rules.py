@@ -20,6 +20,7 @@ REAL_STYLE = Path(__file__).parent / "data" / "refusal_answers_real_style.jsonl"
 BLIND_A = Path(__file__).parent / "data" / "refusal_answers_blind_a.jsonl"  # written blind, then tuned on
 BLIND_C = Path(__file__).parent / "data" / "refusal_answers_blind_c.jsonl"  # written blind, measured, then tuned on
 FAMILIES2 = Path(__file__).parent / "data" / "refusal_answers_families2.jsonl"  # round 3: measured untouched, then tuned on
+BLIND_D = Path(__file__).parent / "data" / "refusal_answers_blind_d.jsonl"  # held out in round 3, tuned on in round 4
 
 CASES = [
     # plain refusals, anywhere in the answer and without "sorry"
@@ -444,8 +445,8 @@ def test_labelled_set_is_large_and_covers_the_hard_families():
         assert family in families
 
 
-@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2],
-                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2"])
+@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2, BLIND_D],
+                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2", "blind-d"])
 def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     """Regression bars, not a measure of generalisation: the rules were tuned on these sets (blind
     sets A and C only after each was measured untouched; see tests/data/*.README.md)."""
@@ -483,7 +484,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
     from mossforge.filters import refusal
 
     texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A) + _labelled(BLIND_C)
-             + _labelled(FAMILIES2)] + \
+             + _labelled(FAMILIES2) + _labelled(BLIND_D)] + \
         [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES + ROUND3_CASES]
     for text in texts:
         low = text.lower().replace("\u2019", "'")
