@@ -597,7 +597,11 @@ _ASKS_DESCRIPTION = re.compile(r"\b(?:describe|description|caption|what(?:'s|\s+
 _CONTEXT = (r"\W*(?:(?:but|however|still|that\s+said),?\s+)?(?:for\s+(?:some\s+|more\s+|general\s+)?(?:background|context)|"
             r"(?:some|a\s+(?:bit|little)\s+of)\s+(?:\w+\s+)?(?:context|background)\b|"
             r"(?:i\s+can|i\s+could|i'm\s+happy\s+to|happy\s+to)\s+(?:tell\s+you|share\s+(?:\w+\s+)?|talk)\s*(?:a\s+(?:bit|little)\s+)?"
-            r"about\s+(?:the|this|that|it|its|his|her|their)\b)")
+            r"about\s+(?:the|this|that|it|its|his|her|their)\b|"
+            # "However, I can tell you some history.", "That said, it's worth knowing that ...", "I will note that ..."
+            r"(?:i\s+can|i\s+could|i'm\s+happy\s+to|happy\s+to)\s+(?:tell\s+you|share|give\s+you|offer)\s+(?:\w+\s+){0,2}?"
+            r"(?:history|historical|background|context)\b|"
+            r"it(?:'s|\s+is)\s+(?:also\s+)?worth\s+(?:knowing|noting|understanding)\b|i\s+will\s+note\b)")
 _BACKGROUND = re.compile(_CONTEXT + r"|\W*(?:in\s+the\s+(?:image|photo|picture)|"
                          r"if\s+(?:it's|it\s+is|you're|you\s+are|this\s+is|you\s+need|you\s+want|you'd\s+like)\b)")
 _CONTEXT = re.compile(_CONTEXT)
