@@ -174,7 +174,9 @@ _STRONG = _family(
     r"unable\s+to\s+(?:help|assist|provide|comply|fulfil+|create|generate|"
     r"identify|answer|support|write)",
     r"(?:cannot|can't)\s+(?:be\s+)?(?:fulfilled|provided|assisted|helped)\b",
-    r"(?:i'm|i\s+am)\s+(?:sorry|afraid),?\s+(?:but\s+)?(?:that|this)\s+(?:is|isn't)",
+    # (not the sympathy of "I'm sorry this is happening to you")
+    r"(?:i'm|i\s+am)\s+(?:sorry|afraid),?\s+(?:but\s+)?(?:that|this)\s+(?:is|isn't)"
+    r"(?!\s+(?:happening|what\s+happened|going\s+on|so\s+(?:hard|painful|difficult)|hard|painful|difficult|weighing))",
     r"(?:request|query|prompt)\s+(?:is|was|has\s+been)\s+(?:declined|refused|rejected|flagged)",
     # other Latin-script languages' common phrasings
     r"no\s+(?:puedo|podemos|es\s+posible\s+(?:ayudar|proporcionar))\b|lo\s+siento,?\s+pero\s+no\b",
