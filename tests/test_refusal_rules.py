@@ -464,7 +464,7 @@ def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     "words and more words that never end with a stop ",
     "- a list item that is safe\n",
     "抱歉，我无法帮助你完成这个请求。",
-    'Say it plainly: "I\'m not able to help with that" and repeat it, "I can\'t" ',  # quoted refusals (round 4)
+    'Say it plainly: "I\'m not able to lend money, I can\'t." Repeat it. ',  # quoted refusals (round 4)
 ])
 def test_a_multi_megabyte_answer_takes_linear_time(unit):
     """A complexity check, not a speed figure (that is benchmarks/bench_refusal.py): 2.5 MB in well
