@@ -121,7 +121,7 @@ _ACTS = (r"(?:help(?!\s+but\b)|assist|provid|fulfil|compl(?:y|ie)|creat|writ|gen
          r"mak|describ|identif|recommend|advis|condon|facilitat|contribut|plan|suggest|"
          r"explain|discuss|complet|continu|do\s+(?:that|this|so)|interpret|craft|compos|design|"
          r"develop|teach|show|go\s+along|accommodat|glorif|justif|infer|speculat|judg|determin|"
-         r"assess|diagnos|go\s+into|get\s+into|cover|list|name|specif|elaborat|walk\s+you|"
+         r"assess|diagnos|go(?:ing)?\s+into|get(?:ting)?\s+into|cover|list|name|specif|elaborat|walk\s+you|"
          r"includ|comment|guess|assum|weigh\s+in|translat|summari[sz]|analy[sz]|find|dox|fill\s+in|track|locat|"
          r"look\s+up|reveal|disclos|reproduc|argu|debat|entertain|frame|support|obtain|retriev|fetch|guid)\w*"
          # "I can't get a driver's home address"
@@ -406,7 +406,8 @@ _NOACCESS = _family(
     r"(?:i|we)\s+(?:do\s+not|don't|cannot|can't|have\s+no)\s+(?:have\s+)?(?:any\s+)?(?:way\s+(?:of|to)\s+"
     r"(?:know|access|find|look)\w*\s+|(?:direct\s+|real-time\s+)?access\s+to\s+|the\s+ability\s+to\s+"
     r"(?:access|look\s+up|retrieve)\s+)?(?:any\s+)?(?:the\s+)?(?:personal|private|individual|specific|"
-    r"confidential)\s+(?:\w+\s+){0,2}?(?:data|information|details|records|info|facts|lives)\b",
+    r"confidential)\s+(?:\w+\s+){0,2}?(?:data|information|details|records|info|facts|lives|"
+    r"(?:preferences|habits|opinions)\s+of\s+(?:individuals|people|specific|private|other))\b",
     r"(?:i|we)\s+(?:do\s+not|don't|dont|cannot|can't)\s+(?:have\s+)?(?:any\s+)?(?:access\s+to\s+)?(?:any\s+)?"
     r"(?:informations?|data|details|records|knowledge)\s+(?:about|on|regarding|of|concerning)\s+(?:\w+\s+){0,3}?"
     rf"(?:(?:your|this|that|the|specific|private|particular|individual)\s+(?:\w+\s+){{0,1}}?{_PERSON}|"
@@ -456,6 +457,7 @@ _WITHHOLD = _family(
 _RELUCTANT = _family(
     "reluctant", "i question as",
     r"i\s+(?:want|need|have)\s+to\s+(?:gently|respectfully)\s+(?:note|point\s+out|clarify|flag|mention|say)",
+    r"i\s+(?:want|need|have)\s+to\s+be\s+careful\s+(?:here|with\s+(?:this|that|how))\b",
     r"i\s+(?:want|need|have)\s+to\s+(?:first\s+)?(?:be\s+careful\s+not|make\s+sure\s+(?:we're|we\s+are|i'm|i\s+am)\s+not)",
     r"i\s+must\s+(?:respectfully\s+|gently\s+)?(?:point\s+out|note|clarify)",
     r"i(?:'m|\s+am)\s+(?:a\s+bit\s+|a\s+little\s+|somewhat\s+|rather\s+|quite\s+)?(?:hesitant|reluctant|wary|uneasy)\b",
