@@ -135,7 +135,7 @@ _STRONG = _family(
     "strong", "i we that this it isn is aren are against violate violates not unable cannot can request query prompt no lo je ich es não desculpe non mi outside beyond kann kan ik daar",
     r"(?:i|we)(?:'m|\s+am|'re|\s+are)?\s*(?:(?:absolutely|really|simply|just|truly|unfortunately|definitely|certainly|"
     r"genuinely|honestly|still|also|therefore|thus)\s+)?(?:"
-    r"can't|can'?t|cannot|can\s+not|won't|will\s+not|unable|not\s+able|not\s+going|"
+    r"can't|can'?t|cannot|can\s+not|won't|will\s+not|(?:wouldn't|would\s+not)(?!\s+(?:\w+\s+)?(?:recommend|advise|suggest|encourage))|unable|not\s+able|not\s+going|"
     r"not\s+comfortable|not\s+allowed|not\s+permitted|not\s+in\s+a\s+position|"
     r"do(?:n't|\s+not)\s+feel\s+(?:comfortable|right|good|okay|ok)|(?:must|have\s+to|need\s+to)\s+(?:respectfully\s+)?decline|"
     r"(?:would|'d)\s+(?:rather|prefer)\s+not|refuse|decline|shouldn't|should\s+not|must\s+not|may\s+not|"
