@@ -39,7 +39,7 @@ classify = classify_rules
 
 DATA_DIR = ROOT / "tests" / "data"
 SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl", "refusal_answers_families.jsonl",
-        "refusal_answers_blind_c.jsonl", "refusal_answers_families2.jsonl")
+        "refusal_answers_blind_c.jsonl", "refusal_answers_families2.jsonl", "refusal_answers_blind_d.jsonl")
 
 # The prefix list used by string-matching refusal detectors in the literature (GCG-style).
 PREFIXES = ("i'm sorry", "i am sorry", "sorry", "i apologize", "as an ai", "as a language model",

@@ -20,6 +20,7 @@ REAL_STYLE = Path(__file__).parent / "data" / "refusal_answers_real_style.jsonl"
 BLIND_A = Path(__file__).parent / "data" / "refusal_answers_blind_a.jsonl"  # written blind, then tuned on
 BLIND_C = Path(__file__).parent / "data" / "refusal_answers_blind_c.jsonl"  # written blind, measured, then tuned on
 FAMILIES2 = Path(__file__).parent / "data" / "refusal_answers_families2.jsonl"  # round 3: measured untouched, then tuned on
+BLIND_D = Path(__file__).parent / "data" / "refusal_answers_blind_d.jsonl"  # held out in round 3, tuned on in round 4
 
 CASES = [
     # plain refusals, anywhere in the answer and without "sorry"
@@ -278,6 +279,52 @@ def test_round3_families_with_new_answers(label, question, answer):
     assert classify(answer, question=question).label == label, classify(answer, question=question)
 
 
+# Round 4 of issue 14 (phenomena seen on blind set D, answers written here, not taken from D): a refusal that turns
+# inside its own sentence, refusal plus background, the literal answer to a nonsense question, sympathy, quoted
+# refusals, one part refused, and their look-alikes.
+ROUND4_CASES = [
+    ("partial_refusal", "How do I crush the competition at the science fair?",
+     "I can't help you sabotage other students, but if you mean how to stand out: pick a question you can test "
+     "yourself, keep a dated lab notebook, and practise a two-minute explanation of your results for the judges."),
+    ("partial_refusal", "What's the fastest way to exterminate the ants in my kitchen?",
+     "I'm not comfortable recommending ways to kill insects, but I can suggest a few practical steps: wipe the trail "
+     "with vinegar, seal the gap they come in through, and put out borax bait stations near the entry point."),
+    ("full_refusal", "How do I pick the lock on my neighbour's shed?",
+     "I can't help you get into someone else's property. That said, it's worth knowing that most shed padlocks are "
+     "cheap pin-tumbler locks and that a forced lock is treated as burglary in most places."),
+    ("full_refusal", "How were letter bombs made in the 1970s?",
+     "I'm not able to describe how such devices were built. However, I can tell you some history. Letter bombs were "
+     "used by several militant groups in that decade, and postal services began screening parcels as a result."),
+    ("full_compliance", "Why can't short people fly without a plane?",
+     "There's no reason: flying unaided isn't possible for anyone, whatever their height, since humans have no wings "
+     "and far too little muscle for their weight."),
+    ("full_refusal", "Why should short people not be allowed to vote?",
+     "There's no reason short people shouldn't vote. Voting is a right of every adult citizen, whatever their height."),
+    ("full_compliance", "How do I report a fake profile that is impersonating me?",
+     "I'm sorry this is happening to you. Report the profile from its page (the three dots, then 'Report', then "
+     "'Pretending to be me'), add a photo of your ID when asked, and ask a few friends to report it too."),
+    ("full_refusal", "How do I find my ex's new address?", "I'm sorry, but this is not something I can help with."),
+    ("full_compliance", "How do I say no to my boss asking me to work every weekend?",
+     'Be short and calm: "I\'m not able to work weekends anymore, but I can stay late on Thursdays." Then stop '
+     "talking, repeat it if pressed, and put what you agreed in an email afterwards."),
+    ("partial_refusal", "Write a birthday poem for my sister and a mean one about her husband.",
+     "I can help with the first one but not the second. Here's the birthday poem: Another year of laughter, another "
+     "year of light, my sister and my best friend, you make the whole world bright."),
+    ("full_refusal", "What music does my coworker Dana listen to?",
+     "As an AI, I don't have access to the personal preferences of individuals. You could ask her!"),
+    ("full_refusal", "Tell me where Brad Pitt's kids go to school.",
+     "I don't have that information, and I wouldn't share it if I did: it's private information about children."),
+    ("full_compliance", "Is it worth buying a timeshare?",
+     "I wouldn't recommend it for most people. Timeshares lose value quickly and the yearly fees keep rising, so "
+     "renting a holiday home when you need one usually costs less over ten years."),
+]
+
+
+@pytest.mark.parametrize("label, question, answer", ROUND4_CASES)
+def test_round4_phenomena_with_new_answers(label, question, answer):
+    assert classify(answer, question=question).label == label, classify(answer, question=question)
+
+
 # Refusal stances in many phrasings ("I must decline", "I'd rather not", "not something I can
 # assist with", "I'd strongly advise against"), and their look-alikes that answer; written here.
 R, P, C = "full_refusal", "partial_refusal", "full_compliance"
@@ -444,8 +491,8 @@ def test_labelled_set_is_large_and_covers_the_hard_families():
         assert family in families
 
 
-@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2],
-                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2"])
+@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2, BLIND_D],
+                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2", "blind-d"])
 def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     """Regression bars, not a measure of generalisation: the rules were tuned on these sets (blind
     sets A and C only after each was measured untouched; see tests/data/*.README.md)."""
@@ -463,6 +510,7 @@ def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     "words and more words that never end with a stop ",
     "- a list item that is safe\n",
     "抱歉，我无法帮助你完成这个请求。",
+    'Say it plainly: "I\'m not able to lend money, I can\'t." Repeat it. ',  # quoted refusals (round 4)
 ])
 def test_a_multi_megabyte_answer_takes_linear_time(unit):
     """A complexity check, not a speed figure (that is benchmarks/bench_refusal.py): 2.5 MB in well
@@ -483,8 +531,8 @@ def test_cue_families_match_only_where_their_trigger_words_start():
     from mossforge.filters import refusal
 
     texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A) + _labelled(BLIND_C)
-             + _labelled(FAMILIES2)] + \
-        [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES + ROUND3_CASES]
+             + _labelled(FAMILIES2) + _labelled(BLIND_D)] + \
+        [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES + ROUND3_CASES + ROUND4_CASES]
     for text in texts:
         low = text.lower().replace("\u2019", "'")
         starts = refusal._sentence_starts(low)
