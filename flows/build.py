@@ -185,7 +185,7 @@ class Run:
             calls += int(report.details.get("calls", 0))
             if not report.kept:
                 rounds.append({"round": round_, "near_misses": report.details.get("near_misses", 0),
-                               "proposed": 0, "refused": 0, "kept": 0, "spent": stats.get("spent")})
+                               "proposed": 0, "kept": 0, "spent": stats.get("spent")})
                 break
             survivors, gone, rows = self.run_through(step.routes_through, children, round_, {"against": kept})
             cached += [r.cached for r in rows if r.ran]
@@ -198,7 +198,7 @@ class Run:
                         counters[f"r{round_}.{name}"] += n
             rounds.append({"round": round_, "near_misses": report.details.get("near_misses", 0),
                            "proposed": report.kept, "rendered": by_row["render"].kept if "render" in by_row else None,
-                           "refused": by_row["target_check"].kept, "kept": by_row["target_check"].kept,
+                           "kept": by_row["target_check"].kept,  # refused as the keep rule counts
                            "spent": stats.get("spent")})
             kept += survivors
             dropped += gone
