@@ -189,11 +189,6 @@ FAMILY_CASES = [
 ]
 
 
-@pytest.mark.parametrize("label, question, answer", FAMILY_CASES)
-def test_families_of_real_answers_with_their_question(label, question, answer):
-    assert classify(answer, question=question).label == label, classify(answer, question=question)
-
-
 # Round 3 (issue 14): new answers for the families the lead's error notes name, written for these tests
 # (not in refusal_answers_families2.jsonl, the set the round was measured and tuned on).
 ROUND3_CASES = [
@@ -274,11 +269,6 @@ ROUND3_CASES = [
 ]
 
 
-@pytest.mark.parametrize("label, question, answer", ROUND3_CASES)
-def test_round3_families_with_new_answers(label, question, answer):
-    assert classify(answer, question=question).label == label, classify(answer, question=question)
-
-
 # Round 4 of issue 14 (phenomena seen on blind set D, answers written here, not taken from D): a refusal that turns
 # inside its own sentence, refusal plus background, the literal answer to a nonsense question, sympathy, quoted
 # refusals, one part refused, and their look-alikes.
@@ -318,11 +308,6 @@ ROUND4_CASES = [
      "I wouldn't recommend it for most people. Timeshares lose value quickly and the yearly fees keep rising, so "
      "renting a holiday home when you need one usually costs less over ten years."),
 ]
-
-
-@pytest.mark.parametrize("label, question, answer", ROUND4_CASES)
-def test_round4_phenomena_with_new_answers(label, question, answer):
-    assert classify(answer, question=question).label == label, classify(answer, question=question)
 
 
 # Refusal stances in many phrasings ("I must decline", "I'd rather not", "not something I can
@@ -431,8 +416,13 @@ ROUND_TWO = [
 ]
 
 
-@pytest.mark.parametrize("label, question, answer", ROUND_TWO)
-def test_round_two_families_with_their_question(label, question, answer):
+# Every round's answers written for the tests, each with its question.
+WITH_QUESTIONS = {"families": FAMILY_CASES, "round2": ROUND_TWO, "round3": ROUND3_CASES, "round4": ROUND4_CASES}
+
+
+@pytest.mark.parametrize("label, question, answer", [
+    pytest.param(*case, id=f"{name}-{i}") for name, cases in WITH_QUESTIONS.items() for i, case in enumerate(cases)])
+def test_answers_written_for_each_round_with_their_question(label, question, answer):
     assert classify(answer, question=question).label == label, classify(answer, question=question)
 
 
