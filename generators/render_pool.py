@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from mossforge.schema import Candidate, ImageRef
 
 _pools: dict[int, ProcessPoolExecutor] = {}
-_prestarted: list[int] = []  # the worker count `prestart` was called with, if it was
+_prestarted = 0  # the worker count `prestart` was called with (0: not called)
 _lock = threading.Lock()
 # What the forkserver imports before it forks any worker: the renderer, and pyplot and the report
 # for the report's plots (`running_pool`), so that no worker pays those imports.
@@ -67,11 +67,12 @@ def prestart(configured: int) -> None:
         return
     from multiprocessing import forkserver
 
+    global _prestarted
     with _lock:
         multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
         with _without_main():  # (the server would import the caller's main script too)
             forkserver.ensure_running()
-        _prestarted[:] = [workers]
+        _prestarted = workers
 
 
 def running_pool() -> ProcessPoolExecutor | None:
@@ -81,7 +82,7 @@ def running_pool() -> ProcessPoolExecutor | None:
     with _lock:
         if _pools:
             return next(iter(_pools.values()))
-        workers = _prestarted[0] if _prestarted else 0
+        workers = _prestarted
     return _pool(workers) if workers > 1 and not multiprocessing.current_process().daemon else None
 
 

@@ -136,15 +136,20 @@ def test_plots_drawn_by_the_run_worker_pool_are_the_bytes_drawn_here(monkeypatch
     monkeypatch.setattr(render_pool, "running_pool", lambda: None)
     here = report.figure_pngs(values)
     monkeypatch.undo()
+    # (a pool of this test's own, so that later tests in this process draw where they did before)
+    monkeypatch.setattr(render_pool, "_pools", {})
+    monkeypatch.setattr(render_pool, "_prestarted", 0)
     render_pool.prestart(2)
     pool = render_pool.running_pool()
     assert pool is not None
-    drawn = {name: pool.submit(_pid_and_png, name, values[name]).result() for name in report.FIGURES}
-    seen = {pid for pid, _ in drawn.values()}
-    assert os.getpid() not in seen  # drawn in the pool, not here
-    assert {name: png for name, (_, png) in drawn.items()} == here
-    assert report.figure_pngs(values) == here
-    assert all(png.startswith(b"\x89PNG") for png in here.values())
+    try:
+        drawn = {name: pool.submit(_pid_and_png, name, values[name]).result() for name in report.FIGURES}
+        assert os.getpid() not in {pid for pid, _ in drawn.values()}  # drawn in the pool, not here
+        assert {name: png for name, (_, png) in drawn.items()} == here
+        assert report.figure_pngs(values) == here
+        assert all(png.startswith(b"\x89PNG") for png in here.values())
+    finally:
+        pool.shutdown()
 
 
 def _pid_and_png(name, values):
