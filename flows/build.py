@@ -116,7 +116,16 @@ class Run:
 
         def run():
             with runners.gpu_request(cfg) if step.needs_gpu(cfg) else contextlib.nullcontext():
-                return _map(task_fn, calls, step.name)
+                results = _map(task_fn, calls, step.name)
+                # Prefect's cache outlives the files its results name (its records live under
+                # PREFECT_HOME, the batches under the work folder): a batch whose files were deleted
+                # since (`rm -rf outputs`) is computed again, not handed on as a missing path.
+                gone = [i for i, r in enumerate(results) if not _files_exist(r)]
+                if gone:
+                    again = _map(task_fn.with_options(refresh_cache=True), [calls[i] for i in gone], step.name)
+                    for i, result in zip(gone, again):
+                        results[i] = result
+                return results
 
         results = self.timed(step.funnel_row, run, total)
         self.stats.setdefault(step.name, []).extend(r.stats for r in results if r.report.ran)
@@ -314,6 +323,10 @@ def push_task(path: str, repo_id: str, private: bool) -> dict:
                        f"`mossforge publish {Path(path).name} --repo {repo_id}`.") from None
     return {"repo": repo_id, "url": result.url, "tag": result.tag, "revision": result.revision,
             "created_commit": result.created_commit}
+
+
+def _files_exist(result: StageResult) -> bool:
+    return all(Path(p).exists() for p in [*result.kept, *result.dropped])
 
 
 def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:
