@@ -37,6 +37,7 @@ from mossforge.stage import (
     StageResult,
     chain_reports,
     count_rows,
+    files_intact,
     merge_reports,
     read_records,
     rebatch,
@@ -118,9 +119,10 @@ class Run:
             with runners.gpu_request(cfg) if step.needs_gpu(cfg) else contextlib.nullcontext():
                 results = _map(task_fn, calls, step.name)
                 # Prefect's cache outlives the files its results name (its records live under
-                # PREFECT_HOME, the batches under the work folder): a batch whose files were deleted
-                # since (`rm -rf outputs`) is computed again, not handed on as a missing path.
-                gone = [i for i, r in enumerate(results) if not _files_exist(r)]
+                # PREFECT_HOME, batches and images under the work folder): a batch whose files or
+                # images were deleted since (`rm -rf outputs`) is computed again, not handed on.
+                gone = [i for i, r in enumerate(results)
+                        if not files_intact([*r.kept, *r.dropped], self.image_root)]
                 if gone:
                     again = _map(task_fn.with_options(refresh_cache=True), [calls[i] for i in gone], step.name)
                     for i, result in zip(gone, again):
@@ -323,10 +325,6 @@ def push_task(path: str, repo_id: str, private: bool) -> dict:
                        f"`mossforge publish {Path(path).name} --repo {repo_id}`.") from None
     return {"repo": repo_id, "url": result.url, "tag": result.tag, "revision": result.revision,
             "created_commit": result.created_commit}
-
-
-def _files_exist(result: StageResult) -> bool:
-    return all(Path(p).exists() for p in [*result.kept, *result.dropped])
 
 
 def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:

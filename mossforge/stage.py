@@ -242,6 +242,33 @@ def read_records(paths: Iterable[str | Path]) -> list:
     return records
 
 
+def files_intact(paths: Iterable[str | Path], image_root: str | Path | None) -> bool:
+    """Whether every batch in `paths` exists and so does every image its records point to (under
+    `image_root`): what a cached stage result needs to be handed on."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    paths = [Path(p) for p in paths]
+    if not all(p.exists() for p in paths):
+        return False
+    if image_root is None:
+        return True
+    for path in paths:
+        names = pq.read_schema(path).names
+        columns = [c for c in ("image", "contrast") if c in names]
+        if not columns:
+            continue
+        table = pq.read_table(path, columns=columns)
+        refs = [table["image"]] if "image" in columns else []
+        if "contrast" in columns:
+            refs.append(pc.struct_field(table["contrast"], "image"))
+        for ref in refs:
+            for rel in pc.struct_field(ref, "path").drop_null().to_pylist():
+                if not (Path(image_root) / rel).exists():
+                    return False
+    return True
+
+
 def count_rows(paths: Iterable[str | Path]) -> int:
     import pyarrow.parquet as pq
 

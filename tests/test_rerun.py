@@ -166,13 +166,21 @@ def test_a_fresh_run_leaves_its_own_receipt(published):
     assert json.loads(receipt.read_text())["version"] == Path(published["path"]).name
 
 
-def test_deleting_the_work_folder_recomputes_what_prefects_cache_still_names(published):
-    """Prefect's cache records (under PREFECT_HOME) outlive the batch files they name: after
-    `rm -rf` of the work folder the same run computes them again and publishes the same version,
-    instead of failing on the first missing batch."""
-    shutil.rmtree(published["tmp"] / "work")
+@pytest.mark.parametrize("delete", ["work folder", "images and the version"])
+def test_deleting_files_that_prefects_cache_still_names_recomputes_them(published, delete):
+    """Prefect's cache records (under PREFECT_HOME) outlive the batch files and images they name:
+    after `rm -rf` of the work folder, or of its images (and the published version, which would
+    otherwise be reused), the same run computes them again and publishes the same version,
+    instead of failing on the first missing file."""
+    work = published["tmp"] / "work"
+    if delete == "work folder":
+        shutil.rmtree(work)
+    else:
+        shutil.rmtree(work / "images")
+        shutil.rmtree(work / "receipts")
+        shutil.rmtree(published["path"])
     result = _run(published)
     assert result.exit_code == 0, result.output
     assert "already published" not in result.stderr
     assert result.stdout.strip().splitlines()[-1] == published["path"]
-    assert list((published["tmp"] / "work").rglob("*.parquet"))
+    assert list((work / "images").rglob("*.png"))
