@@ -262,6 +262,7 @@ class Backend:
         self.process: subprocess.Popen | None = None
         self.port = 0
         self.lock = threading.Lock()
+        self.closed = False  # set by close(): no process is started after it
 
     def start(self) -> None:
         self.port = free_port()
@@ -272,7 +273,11 @@ class Backend:
                    "--n_threads_batch", str(self.threads), "--n_ctx", str(self.n_ctx),
                    "--host", "127.0.0.1", "--port", str(self.port), "--interrupt_requests", "False"]
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
+        # Under the lock, with close(): a restart racing the supervisor's shutdown must not leave a
+        # server behind (it runs in its own session, so nothing else would stop it).
+        with self.lock, open(self.log, "ab") as log:
+            if self.closed:
+                raise LocalModelError("the supervisor is stopping: no server started")
             log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -290,6 +295,12 @@ class Backend:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def close(self) -> None:
+        """Stop for good: a start() after (or racing) this starts nothing."""
+        with self.lock:
+            self.closed = True
+        self.stop()
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -362,7 +373,7 @@ class Supervisor:
             self.httpd.shutdown()
             self.httpd.server_close()
         for backend in self.backends:
-            backend.stop()
+            backend.close()
 
     def _restart(self, backend: Backend) -> bool:
         with self._lock:

@@ -225,3 +225,15 @@ def test_a_server_failure_mid_run_interrupts_the_run_with_the_reason():
         time.sleep(10)
     assert servers.failures() == ["server died 3 times; log x.log"]
     servers.stop()
+
+
+def test_a_restart_racing_the_shutdown_leaves_no_server_behind(tmp_path, fake_runtime):
+    """A request whose server died while the supervisor was stopping used to restart it after the
+    stop, leaving a llama.cpp process in its own session that nothing would stop."""
+    supervisor = _supervisor(tmp_path, servers=1, max_restarts=3)
+    backend = supervisor.backends[0]
+    supervisor.stop()
+    assert not backend.alive()
+    assert supervisor._restart(backend) is False  # what a request thread does after a crash
+    assert not backend.alive()
+    assert "stopping" in supervisor.failure
