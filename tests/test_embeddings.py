@@ -37,6 +37,15 @@ def test_onnx_and_sentence_transformers_agree(onnx_model):
         assert list(a.representative) == list(b.representative) and a.stats == b.stats
 
 
+def test_the_batch_size_changes_speed_not_vectors(onnx_model):
+    """Sorted by length and padded per batch: the batch size must not change an embedding."""
+    texts = [f"How do I {verb} the {noun} safely at home?" * k
+             for k, verb in enumerate(["clean", "store", "cut", "open"], 1) for noun in ["knife", "bleach", "lock"]]
+    by_batch = [onnx_model.encode(texts, batch_size=n) for n in (1, 5, 64, 256)]
+    for vectors in by_batch[1:]:
+        assert np.abs(vectors - by_batch[0]).max() < 1e-5
+
+
 def test_the_default_runtime_is_onnx_when_exported_and_torch_on_request(monkeypatch):
     monkeypatch.setenv("MOSSFORGE_EMBEDDINGS", "torch")
     assert embeddings.default_runtime() == "torch"
