@@ -292,9 +292,27 @@ class Selection:
             yield
 
 
+def check_configured(url: str) -> None:
+    """A ServerError naming PREFECT_API_URL when nothing answers there, before a run starts (else the
+    run would fail seconds later in Prefect's client with a bare connection error). Only a refused or
+    timed-out connection counts: what a server answers (Prefect Cloud's codes) is Prefect's to judge."""
+    import re
+
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10)
+    except httpx.TransportError as error:
+        shown = re.sub(r"//[^/@]*@", "//", url)  # never print credentials in a URL
+        raise ServerError(f"PREFECT_API_URL={shown} is set, but no Prefect server answers there "
+                          f"({type(error).__name__}: {error}); start that server, or unset PREFECT_API_URL "
+                          "so that mossforge starts and manages a local one") from None
+
+
 def select(temporary: bool = False, on_start: Callable[[ServerInfo], None] | None = None) -> Selection:
     """Choose (and if needed start) the server for a run; see the module's docstring."""
     if url := configured_api_url():
+        check_configured(url)
         return Selection("configured", url, ui_url_for(url))
     if temporary or os.environ.get(OPT_OUT_ENV, "").lower() in ("temporary", "off", "0"):
         return Selection("temporary")

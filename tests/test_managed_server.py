@@ -103,19 +103,61 @@ def test_a_stale_state_file_is_recovered(state, tmp_path):
     assert again.pid != info.pid and server.status() == again
 
 
-def test_prefect_api_url_set_leaves_the_managed_server_alone(state, monkeypatch):
+@pytest.fixture
+def answering_port():
+    """A port where an HTTP server answers every GET (a stand-in for someone's own Prefect server:
+    `select` only checks that something answers)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+
+
+def test_prefect_api_url_set_leaves_the_managed_server_alone(state, monkeypatch, answering_port):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # even if a test harness set one
         assert server.select(temporary=True).kind == "temporary"  # the opt-outs
         monkeypatch.setenv("MOSSFORGE_SERVER", "temporary")
         assert server.select().kind == "temporary"
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4399/api")  # wins over everything
+    api = f"http://127.0.0.1:{answering_port}/api"
+    monkeypatch.setenv("PREFECT_API_URL", api)  # wins over everything
     for chosen in (server.select(), server.select(temporary=True)):
-        assert (chosen.kind, chosen.api_url, chosen.ui_url) == ("configured", "http://127.0.0.1:4399/api",
-                                                               "http://127.0.0.1:4399")
-    assert chosen.run_url("abc") == "http://127.0.0.1:4399/runs/flow-run/abc"
+        assert (chosen.kind, chosen.api_url, chosen.ui_url) == ("configured", api, api.removesuffix("/api"))
+    assert chosen.run_url("abc") == f"http://127.0.0.1:{answering_port}/runs/flow-run/abc"
     assert not state["dir"].exists(), "the managed server's folder must not even be created"
+
+
+def test_prefect_api_url_where_nothing_answers_is_an_error_before_the_run(state, monkeypatch):
+    """Not a connection error from deep inside Prefect's client seconds later: the variable, the
+    two ways out, no credentials, and the managed server left alone."""
+    from typer.testing import CliRunner
+
+    from mossforge.cli.main import app
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://user:s3cret@127.0.0.1:9/api")  # port 9: discard, closed
+    with pytest.raises(server.ServerError) as error:
+        server.select()
+    message = str(error.value)
+    assert "PREFECT_API_URL=http://127.0.0.1:9/api is set" in message and "unset PREFECT_API_URL" in message
+    assert "s3cret" not in message
+    result = CliRunner().invoke(app, ["run", "--per-type", "1", "--outputs", str(state["dir"].parent / "out")])
+    assert result.exit_code == 1 and "no Prefect server answers there" in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+    assert not state["dir"].exists()
 
 
 def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_path):
