@@ -17,6 +17,7 @@ import contextlib
 import functools
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import types
@@ -50,7 +51,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
                 context.set_forkserver_preload(PRELOAD)
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_ctrl_c)
             with _without_main():  # all workers now, while the caller's script is hidden from them
                 pool._launch_processes()
             _pools[workers] = pool
@@ -84,6 +85,12 @@ def running_pool() -> ProcessPoolExecutor | None:
             return next(iter(_pools.values()))
         workers = _prestarted
     return _pool(workers) if workers > 1 and not multiprocessing.current_process().daemon else None
+
+
+def _ignore_ctrl_c() -> None:
+    """In each worker: Ctrl-C reaches the whole process group, and the caller handles it (it stops
+    the run and the pool); a worker would only print a KeyboardInterrupt traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

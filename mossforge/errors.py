@@ -69,6 +69,12 @@ class LockBusyError(MossforgeError):
     exit_code = 5
 
 
+class RunInterrupted(MossforgeError):
+    """Ctrl-C (SIGINT) stopped a command before it finished: 130, as a shell reports it."""
+
+    exit_code = 130
+
+
 class NetworkError(MossforgeError):
     """A host that could not be reached."""
 

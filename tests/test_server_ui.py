@@ -367,6 +367,29 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
         {t["name"]: t["state_name"] for t in renders}
 
 
+def test_ctrl_c_says_what_happened_and_how_to_resume(server, tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) in the middle of the target check: exit
+    130, one line saying the finished stages are cached and the same command resumes, no version,
+    no traceback."""
+    arrived = []
+
+    def script(request):
+        arrived.append(question_of(request))
+        return ok(COMPLIANCE, delay=5.0 if len(arrived) >= 2 else 0.0)  # the run is mid-stage when hit
+
+    with serve(script=script) as model_server:
+        config = target_config(tmp_path, model_server.base_url, "interrupted")
+        proc = mossforge(server, "run", "--skip-preflight", "--config", str(config), start_new_session=True)
+        wait_until(lambda: len(arrived) >= 2, 480, "2 target requests", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    said = " ".join(err.split())
+    assert "error: interrupted before the run finished" in said and "the same command resumes" in said, err[-2000:]
+    assert "Traceback" not in err, err
+    assert not any((tmp_path / "out" / "interrupted").glob("[!.]*")), "no version is published"
+
+
 def test_a_run_killed_in_a_refine_round_resumes_without_repeating_calls(server, tmp_path):
     """Issue 17: kill -9 while the refinement's round asks the target; the same command again
     asks only what was not answered before the kill and publishes the uninterrupted run's version."""

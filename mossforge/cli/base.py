@@ -18,7 +18,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 from typer.exceptions import Abort, Exit, TyperException
 
-from mossforge.errors import InputError, debug_enabled, report
+from mossforge.errors import InputError, RunInterrupted, debug_enabled, report
 
 console = Console(stderr=True)  # progress, messages and errors
 # Reports a user asked for go to stdout; piped, they are not cut to 80 columns, so ids stay whole.
@@ -42,6 +42,10 @@ class HandledGroup(TyperGroup):
             return super().invoke(ctx)
         except (TyperException, Exit, Abort):
             raise  # usage errors, --help, typer.Exit: the command line's own handling
+        except KeyboardInterrupt:  # Ctrl-C anywhere else: one line and 130, not a traceback
+            if debug_enabled():
+                raise
+            raise Exit(report(RunInterrupted("interrupted before the command finished"), print_error)) from None
         except Exception as error:
             if debug_enabled():
                 raise

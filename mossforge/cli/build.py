@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mossforge.cli.base import console, local_servers, old_out_option, outputs_option, outputs_root
 from mossforge.config import CacheSection, load_config
-from mossforge.errors import InputError, MossforgeError, hide_own_errors_in_logs
+from mossforge.errors import InputError, MossforgeError, RunInterrupted, hide_own_errors_in_logs
 
 CacheMode = CacheSection.model_fields["mode"].annotation  # use | refresh | off: the config's own choices
 
@@ -96,9 +96,10 @@ def run(
         with display, chosen.active():
             summary = run_build(cfg, fresh=fresh)  # a HubError: the push failed, the local version is published
     except KeyboardInterrupt:
-        if not servers.failures():
-            raise
-        raise MossforgeError("run stopped: " + "; ".join(servers.failures())) from None
+        if servers.failures():
+            raise MossforgeError("run stopped: " + "; ".join(servers.failures())) from None
+        raise RunInterrupted("interrupted before the run finished. A version is only ever written whole, "
+                             "and the stages that finished are cached: the same command resumes from there.") from None
     finally:
         progress.install(None)
         servers.stop()
