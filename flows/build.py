@@ -119,10 +119,10 @@ class Run:
             with runners.gpu_request(cfg) if step.needs_gpu(cfg) else contextlib.nullcontext():
                 results = _map(task_fn, calls, step.name)
                 # Prefect's cache outlives the files its results name (its records live under
-                # PREFECT_HOME, batches and images under the work folder): a batch whose files or
-                # images were deleted since (`rm -rf outputs`) is computed again, not handed on.
-                gone = [i for i, r in enumerate(results)
-                        if not files_intact([*r.kept, *r.dropped], self.image_root)]
+                # PREFECT_HOME, batches and images under the work folder): a cached batch whose
+                # files or images were deleted since (`rm -rf outputs`) is computed again.
+                gone = [i for i, (r, hit) in enumerate(zip(results, monitor.cache_hits(step.name)))
+                        if hit and not files_intact([*r.kept, *r.dropped], self.image_root)]
                 if gone:
                     again = _map(task_fn.with_options(refresh_cache=True), [calls[i] for i in gone], step.name)
                     for i, result in zip(gone, again):

@@ -70,20 +70,25 @@ def _key(stage: str) -> str:
 _cache_hits: dict[tuple[str, str], list[bool]] = {}
 
 
-def _note_cached(stage: str, states) -> None:
+def _hits_key(stage: str) -> tuple[str, str]:
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
-    key = (str(context.flow_run.id) if context and context.flow_run else "", stage)
-    _cache_hits[key] = [getattr(s, "name", None) == "Cached" for s in states]
+    return (str(context.flow_run.id) if context and context.flow_run else "", stage)
+
+
+def _note_cached(stage: str, states) -> None:
+    _cache_hits[_hits_key(stage)] = [getattr(s, "name", None) == "Cached" for s in states]
+
+
+def cache_hits(stage: str) -> list[bool]:
+    """Whether each task run of `stage`'s last wait came from Prefect's cache, in submission order."""
+    return list(_cache_hits.get(_hits_key(stage), []))
 
 
 def all_cached(stage: str) -> bool:
     """Whether every task run of `stage` in the current flow run came from Prefect's cache."""
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    hits = _cache_hits.pop((str(context.flow_run.id) if context and context.flow_run else "", stage), [])
+    hits = _cache_hits.pop(_hits_key(stage), [])
     return bool(hits) and all(hits)
 
 

@@ -245,6 +245,7 @@ def read_records(paths: Iterable[str | Path]) -> list:
 def files_intact(paths: Iterable[str | Path], image_root: str | Path | None) -> bool:
     """Whether every batch in `paths` exists and so does every image its records point to (under
     `image_root`): what a cached stage result needs to be handed on."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -260,9 +261,11 @@ def files_intact(paths: Iterable[str | Path], image_root: str | Path | None) -> 
             continue
         table = pq.read_table(path, columns=columns)
         refs = [table["image"]] if "image" in columns else []
-        if "contrast" in columns:
+        if "contrast" in columns and pa.types.is_struct(table["contrast"].type):
             refs.append(pc.struct_field(table["contrast"], "image"))
         for ref in refs:
+            if not pa.types.is_struct(ref.type):  # all null: no image yet
+                continue
             for rel in pc.struct_field(ref, "path").drop_null().to_pylist():
                 if not (Path(image_root) / rel).exists():
                     return False

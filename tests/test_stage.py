@@ -135,3 +135,20 @@ def test_the_pipeline_list_is_the_funnel():
                                   "consensus_label", "publish")
     with pytest.raises(KeyError, match="no stage named 'nope'"):
         stages.by_name("nope")
+
+
+def test_files_intact_needs_the_batches_and_every_image_they_name(tmp_path, batches):
+    """What a cached stage result is checked with before it is handed on (flows/build.py)."""
+    from mossforge import stages
+    from mossforge.stage import files_intact
+
+    cfg = load_config(overrides={"render.size": 64})
+    images = tmp_path / "images"
+    rendered = run_stage(stages.by_name("render"), cfg, batches, tmp_path / "run", "all", str(images)).kept
+    assert files_intact(batches, images)  # records without images yet
+    assert files_intact(rendered, images)
+    contrasts = [r.contrast.image.path for r in read_records(rendered) if r.contrast and r.contrast.image]
+    assert contrasts, "the negated-harm candidate has a contrast image"
+    (images / contrasts[0]).unlink()  # a contrast image is as needed as the query image
+    assert not files_intact(rendered, images)
+    assert not files_intact([*batches, str(tmp_path / "gone.parquet")], None)
