@@ -22,12 +22,15 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, ProcessPoolExecutor
 
+from mossforge.errors import RunInterrupted
 from mossforge.schema import Candidate, ImageRef
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 _prestarted = 0  # the worker count `prestart` was called with (0: not called)
+_cancelled = False  # cancel() was called (Ctrl-C): no more cards in this process
+_shut_down: list[ProcessPoolExecutor] = []  # pools cancel() shut down
 _lock = threading.Lock()
 # What the forkserver imports before it forks any worker: the renderer, and pyplot and the report
 # for the report's plots (`running_pool`), so that no worker pays those imports.
@@ -74,6 +77,21 @@ def prestart(configured: int) -> None:
         with _without_main():  # (the server would import the caller's main script too)
             forkserver.ensure_running()
         _prestarted = workers
+
+
+def cancel() -> None:
+    """Ctrl-C: drop the cards not started yet (those being drawn finish, a few per worker), so the
+    render task waiting on them ends now; a later render starts a new pool."""
+    global _cancelled
+    with _lock:
+        _cancelled = True
+        pools = list(_pools.values())
+        _pools.clear()
+        # Kept referenced: the pool's manager thread holds it by a weak reference, and cancels
+        # nothing (it runs every queued card) once the pool object has been collected.
+        _shut_down.extend(pools)
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def running_pool() -> ProcessPoolExecutor | None:
@@ -132,6 +150,8 @@ def render_offline(records: Sequence[Candidate], size: int, image_root: str, wor
 
 
 def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageRef | None]]:
+    if _cancelled:
+        raise RunInterrupted("rendering cancelled (Ctrl-C)")
     # In a daemonic worker process (a Dask worker) no children may be started: the runner already
     # spreads batches over processes there.
     if workers <= 1 or len(records) <= 1 or multiprocessing.current_process().daemon:
@@ -141,5 +161,10 @@ def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageR
     # Small chunks: a card takes tens of milliseconds (a negated one, with its contrast, twice as
     # long), so a big last chunk would leave the other workers idle at the end.
     chunk = max(1, min(4, len(records) // (8 * workers)))
-    yield from _pool(workers).map(_render, records, [size] * len(records), [image_root] * len(records),
-                                  chunksize=chunk)
+    try:
+        yield from _pool(workers).map(_render, records, [size] * len(records), [image_root] * len(records),
+                                      chunksize=chunk)
+    except CancelledError:
+        if _cancelled:
+            raise RunInterrupted("rendering cancelled (Ctrl-C)") from None
+        raise

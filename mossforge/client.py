@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import contextlib
 import email.utils
 import functools
@@ -39,7 +40,7 @@ from typing import Any, Literal, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from mossforge.config import EndpointConfig  # noqa: F401  (declared with the config; imported from here too)
-from mossforge.errors import MossforgeError, PreflightError
+from mossforge.errors import MossforgeError, PreflightError, RunInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +391,7 @@ class ModelClient:
         # An extra async slot per HTTP attempt, given the endpoint name: the flows hold a Prefect
         # global concurrency limit here when tasks run in several processes (flows/limits.py).
         self._call_slot = call_slot or (lambda endpoint: contextlib.nullcontext())
+        self._cancelled = False  # cancel_all() was called
 
     # -- public API ----------------------------------------------------------------------------
     async def chat(self, endpoint: str, messages: list[dict], *, stage: str,
@@ -439,6 +441,14 @@ class ModelClient:
             row["failures"] = ", ".join(f"{k}={v}" for k, v in row["failures"].items())
         return rows
 
+    def cancel_all(self) -> None:
+        """Cancel every call running or waiting on this client (Ctrl-C): the threads waiting in
+        `chat_many` get a CancelledError at once instead of finishing their batches' calls."""
+        self._cancelled = True  # and every later call: a queued batch starts none
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(lambda: [task.cancel() for task in asyncio.all_tasks(loop)])
+
     def close(self) -> None:
         if self._loop is None:
             return
@@ -475,6 +485,10 @@ class ModelClient:
         future = asyncio.run_coroutine_threadsafe(coro, loop)  # type: ignore[arg-type]
         try:
             return future.result()
+        except concurrent.futures.CancelledError:
+            if self._cancelled:
+                raise RunInterrupted("model calls cancelled (Ctrl-C)") from None
+            raise
         except BaseException:  # Ctrl-C in the caller: stop the work too
             future.cancel()
             raise
@@ -499,6 +513,8 @@ class ModelClient:
 
     # -- calls ---------------------------------------------------------------------------------
     def _config(self, endpoint: str) -> EndpointConfig:
+        if self._cancelled:  # every public call starts here
+            raise RunInterrupted("model calls cancelled (Ctrl-C)")
         try:
             return self.endpoints[endpoint]
         except KeyError:

@@ -65,6 +65,14 @@ def model_client(config: Config):
         return _clients[key]
 
 
+def cancel_model_calls() -> None:
+    """Ctrl-C: cancel the calls in flight or waiting on every run client of this process."""
+    with _clients_lock:
+        clients = list(_clients.values())
+    for client in clients:
+        client.cancel_all()
+
+
 def close_model_client(config: Config, extra: list[dict] = ()) -> dict | None:
     """Close the run's client and return its accounting, with `extra` tally rows of the run's
     clients in other processes (None if no model was called)."""

@@ -225,6 +225,34 @@ def test_bound_holds_across_threads_sharing_a_client(server):
     assert server.max_active == 2 and totals(client)["ok"] == 12
 
 
+def test_cancel_all_stops_waiting_and_later_calls(server):
+    """Ctrl-C (`cancel_all`, from the run's SIGINT handler): a thread waiting in chat_many gets
+    RunInterrupted at once instead of finishing its batch, and no later call is made."""
+    from mossforge.errors import RunInterrupted
+
+    server.latency = 0.5
+    with make_client(server, max_concurrency=1) as client:
+        outcome = {}
+
+        def ask():
+            try:
+                client.chat_many("local", [user(f"q{i}") for i in range(20)], stage="s")
+            except RunInterrupted as error:
+                outcome["error"] = error
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        while len(server.requests) < 2:
+            time.sleep(0.01)
+        client.cancel_all()
+        thread.join(10)
+        asked = len(server.requests)
+        assert not thread.is_alive() and "cancelled" in str(outcome.get("error"))
+        with pytest.raises(RunInterrupted):
+            client.chat_many("local", [user("after")], stage="s")
+    assert asked <= 3 and len(server.requests) == asked  # 20 queued: at most the one in flight more
+
+
 def test_rpm_budget_spaces_requests_out(server):
     with make_client(server, rpm=240, max_concurrency=64) as client:  # 4 a second, bursts of 40
         start = time.monotonic()

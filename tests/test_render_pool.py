@@ -95,3 +95,39 @@ def test_the_renderer_draws_the_pinned_pixels():
         drawn = [tuple(hashlib.sha256(image.tobytes()).hexdigest()[:16] if image else None
                        for image in renderer.render_pil(card)) for card in cards]
         assert drawn == pinned, size
+
+
+def test_cancel_stops_a_render_at_once_and_later_ones_too(candidate_factory, tmp_path, monkeypatch):
+    """Ctrl-C calls `cancel` (mossforge/cli/build.py): the cards not started are dropped, the render
+    waiting on them ends with RunInterrupted, and no later render in the process starts."""
+    import threading
+    import time
+
+    import pytest
+
+    from mossforge.errors import RunInterrupted
+    from mossforge.generators import render_pool
+
+    monkeypatch.setattr(render_pool, "_cancelled", False)  # put back after the test
+    records = [candidate_factory(f"Question {i}: plan a party here?", TYPES[i % 3]) for i in range(200)]
+    render_offline(records[:2], 64, str(tmp_path / "warm"), workers=2)  # the pool is running
+    done, outcome = [], {}
+
+    def render():
+        try:
+            render_offline(records, 256, str(tmp_path / "images"), workers=2, done=done.append)
+        except RunInterrupted as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=render)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(done) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    at_cancel = len(done)
+    render_pool.cancel()
+    thread.join(60)
+    assert not thread.is_alive() and "cancelled" in str(outcome.get("error")), (at_cancel, len(done), outcome)
+    assert len(done) < len(records)
+    with pytest.raises(RunInterrupted):
+        render_offline(records[:2], 64, str(tmp_path / "after"), workers=1)

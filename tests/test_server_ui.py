@@ -370,7 +370,8 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
 def test_ctrl_c_says_what_happened_and_how_to_resume(server, tmp_path):
     """Ctrl-C (SIGINT to the terminal's process group) in the middle of the target check: exit
     130, one line saying the finished stages are cached and the same command resumes, no version,
-    no traceback."""
+    no traceback, and no model call after it (the flow waits for its task threads, which used to
+    go on calling the model for the rest of their batches: 4 more calls, 27 s, in this test)."""
     arrived = []
 
     def script(request):
@@ -381,8 +382,10 @@ def test_ctrl_c_says_what_happened_and_how_to_resume(server, tmp_path):
         config = target_config(tmp_path, model_server.base_url, "interrupted")
         proc = mossforge(server, "run", "--skip-preflight", "--config", str(config), start_new_session=True)
         wait_until(lambda: len(arrived) >= 2, 480, "2 target requests", proc)
+        asked = len(arrived)  # the last of them is in flight (answered in 5 s)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=120)
+        assert len(arrived) == asked, f"{len(arrived) - asked} model calls after Ctrl-C"
     assert proc.returncode == 130, err[-3000:]
     said = " ".join(err.split())
     assert "error: interrupted before the run finished" in said and "the same command resumes" in said, err[-2000:]

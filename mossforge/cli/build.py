@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from pathlib import Path
 
 import typer
@@ -93,7 +96,7 @@ def run(
         progress.install(display.advance, display.event)
         hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
         servers.watch()
-        with display, chosen.active():
+        with display, chosen.active(), _stop_work_on_ctrl_c():
             summary = run_build(cfg, fresh=fresh)  # a HubError: the push failed, the local version is published
     except KeyboardInterrupt:
         if servers.failures():
@@ -171,6 +174,30 @@ def _print_consensus(consensus: dict) -> None:
     if contrast and contrast["harmful_share"] is not None:
         line += f"; contrasts called harmful: {contrast['harmful_share']:.0%}"
     console.print(line, highlight=False)
+
+
+@contextlib.contextmanager
+def _stop_work_on_ctrl_c():
+    """Ctrl-C stops the work, not only the flow: the model calls and cards still queued in the task
+    threads are cancelled, because the flow waits for those threads before it stops (it used to
+    go on calling models for the rest of the batch)."""
+    if threading.current_thread() is not threading.main_thread():  # (signals reach the main thread only)
+        yield
+        return
+
+    def stop(signum, frame):
+        from mossforge import run_state
+        from mossforge.generators import render_pool
+
+        run_state.cancel_model_calls()
+        render_pool.cancel()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def prefect_server_url() -> str:
