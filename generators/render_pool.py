@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, ProcessPoolExecutor
@@ -54,7 +55,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             if "forkserver" in methods:
                 context.set_forkserver_preload(PRELOAD)
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_ctrl_c)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                       initargs=(os.getpid(),))
             with _without_main():  # all workers now, while the caller's script is hidden from them
                 pool._launch_processes()
             _pools[workers] = pool
@@ -105,10 +107,25 @@ def running_pool() -> ProcessPoolExecutor | None:
     return _pool(workers) if workers > 1 and not multiprocessing.current_process().daemon else None
 
 
-def _ignore_ctrl_c() -> None:
+def _worker_init(caller: int) -> None:
     """In each worker: Ctrl-C reaches the whole process group, and the caller handles it (it stops
-    the run and the pool); a worker would only print a KeyboardInterrupt traceback of its own."""
+    the run and the pool), so a worker ignores it (it would only print a traceback of its own).
+    And a worker leaves when its caller is gone: killed with SIGTERM or SIGKILL, the caller never
+    closes the task queue, whose pipe the worker holds both ends of, so nothing else would end it
+    (or the forkserver, which waits for its last worker)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(caller, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # (a pid taken by another user's process: the caller is gone)
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="mossforge-caller-watch").start()
 
 
 @contextlib.contextmanager

@@ -131,3 +131,51 @@ def test_cancel_stops_a_render_at_once_and_later_ones_too(candidate_factory, tmp
     assert len(done) < len(records)
     with pytest.raises(RunInterrupted):
         render_offline(records[:2], 64, str(tmp_path / "after"), workers=1)
+
+
+def test_a_killed_caller_leaves_no_worker_or_forkserver_behind(candidate_factory, tmp_path):
+    """`kill -9` (or SIGTERM) of a run that rendered: its workers and forkserver go too. They used
+    to stay forever: a worker holds both ends of its task queue's pipe, so it never sees the end,
+    and the forkserver waits for its last worker."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    batch = write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
+    token = uuid.uuid4().hex
+    mark = f"MOSSFORGE_TEST_MARK={token}".encode()
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import time\n"
+        "from mossforge.stage import read_records\n"
+        "from mossforge.generators.render_pool import render_offline\n"
+        f"render_offline(read_records([{str(batch)!r}]), 64, {str(tmp_path / 'images')!r}, workers=2)\n"
+        "print('rendered', flush=True)\n"
+        "time.sleep(600)\n")
+
+    def ours() -> list[int]:  # the script's processes: it, its forkserver, its workers
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and mark in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+        return found
+
+    proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "MOSSFORGE_TEST_MARK": token},
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "rendered"
+    assert len(ours()) >= 4  # the script, the forkserver and two workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = ours()
+    for pid in left:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} processes outlived the killed caller"
