@@ -83,7 +83,8 @@ def prestart(configured: int) -> None:
 
 def cancel() -> None:
     """Ctrl-C: drop the cards not started yet (those being drawn finish, a few per worker), so the
-    render task waiting on them ends now; a later render starts a new pool."""
+    render task waiting on them ends now with RunInterrupted; no later render in this process
+    starts."""
     global _cancelled
     with _lock:
         _cancelled = True
@@ -120,9 +121,7 @@ def _worker_init(caller: int) -> None:
             time.sleep(1.0)
             try:
                 os.kill(caller, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:  # (a pid taken by another user's process: the caller is gone)
+            except (ProcessLookupError, PermissionError):  # (PermissionError: another user's process took its pid)
                 os._exit(0)
 
     threading.Thread(target=watch, daemon=True, name="mossforge-caller-watch").start()
