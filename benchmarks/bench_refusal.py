@@ -14,6 +14,11 @@ wall time on a shared machine measures the neighbours too), on answers of the le
 models write (about 720 characters on average): the sets' shorter answers are joined with the
 next one, which brings their mean to about that. The script exits with status 1 when speed falls below
 --min-rate (5,000 a second).
+
+Long answers: CPU seconds for one 2 MB answer of each of several shapes (a model repeating its
+refusal, a list, text without a full stop, CJK, quoted refusals). The rules read a long answer's
+opening and end only (READ_HEAD + READ_TAIL characters), so this stays flat in the length; the
+script exits 1 when one takes --max-long seconds (0.5) or more.
 """
 
 from __future__ import annotations
@@ -88,12 +93,34 @@ def throughput(answers: list[str], repeat: int) -> float:
     return best
 
 
+LONG_UNITS = {
+    "repeated refusal": "I'm sorry, but I can't help with that. ",
+    "task then refusal": "Sure, here is how. 1. Do this.\nHowever, I cannot help with that part. It is illegal. Instead, try this. ",
+    "no full stop": "words and more words that never end with a stop ",
+    "list items": "- a list item that is safe\n",
+    "CJK refusal": "抱歉，我无法帮助你完成这个请求。",
+    "quoted refusals": 'Say it plainly: "I\'m not able to lend money, I can\'t." Repeat it. ',
+}
+
+
+def long_answer_seconds(unit: str, size: int = 2_000_000) -> float:
+    """CPU seconds to classify one answer of `size` characters made of `unit` repeated: best of three."""
+    answer = unit * (size // len(unit))
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        classify(answer, question="Why should I do this?")
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append",
                         help="a labelled .jsonl (id, question, answer, label); repeatable (default: the sets in tests/data)")
     parser.add_argument("--repeat", type=int, default=20, help="passes over the answers for the speed figure")
     parser.add_argument("--min-rate", type=float, default=5_000, help="exit 1 below this many answers/s")
+    parser.add_argument("--max-long", type=float, default=0.5, help="exit 1 when a 2 MB answer takes this many CPU seconds")
     parser.add_argument("--no-question", action="store_true", help="classify without the questions")
     parser.add_argument("--errors", action="store_true", help="print the rules classifier's mistakes")
     parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="rules",
@@ -149,8 +176,23 @@ def main() -> None:
     speed = throughput(texts, args.repeat)
     console.print(f"speed: {speed:,.0f} answers/s of CPU time (one thread), {len(texts) * args.repeat:,} "
                   f"answers of {mean:,.0f} characters on average", highlight=False)
+    long = Table(title="one 2 MB answer: CPU seconds (best of three)", title_justify="left")
+    long.add_column("shape")
+    long.add_column("seconds", justify="right")
+    slowest = 0.0
+    for shape, unit in LONG_UNITS.items():
+        seconds = long_answer_seconds(unit)
+        slowest = max(slowest, seconds)
+        long.add_row(shape, f"{seconds:.3f}")
+    console.print(long)
+    failed = False
     if speed < args.min_rate:
         console.print(f"below the floor of {args.min_rate:,.0f} answers/s", style="bold red")
+        failed = True
+    if slowest >= args.max_long:
+        console.print(f"a 2 MB answer took {slowest:.2f} s, the ceiling is {args.max_long} s", style="bold red")
+        failed = True
+    if failed:
         sys.exit(1)
 
 

@@ -4,7 +4,6 @@ with answers written for these tests (not in any labelled set)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -83,19 +82,19 @@ def test_missing_is_its_own_label_and_empty_is_a_refusal(fn):
 
 
 @BOTH
-def test_a_multi_megabyte_answer_in_well_under_a_second_per_megabyte(fn):
-    """Linear time: 3 MB of a realistic mix (refusal, list, lecture, task) read in a few seconds of
-    CPU time at most on a loaded machine (a quadratic step took 51 s at 2.25 MB)."""
+def test_a_multi_megabyte_answer_is_labelled_as_its_reading_window(fn):
+    """Bounded work: of 3 MB of a realistic mix (refusal, list, lecture, task) both paths read the
+    opening and the end, and label the answer as they label that window (a quadratic step once took
+    51 s at 2.25 MB). The time is benchmarks/bench_refusal.py's figure, not an assertion here."""
+    from mossforge.filters.refusal import READ_HEAD, READ_TAIL
+
     unit = ("I'm sorry, but I can't help with that. However, here is some general information.\n"
             "- a safe list item about gardening\nIt is important to stay safe. Here is the task done.\n")
     answer = unit * (3_000_000 // len(unit))
-    started = time.process_time()
     verdict = fn(answer, question="Why should I do this?")
-    elapsed = time.process_time() - started
     assert verdict.label in ("full_compliance", "full_refusal", "partial_refusal")
-    # a complexity check, not a speed figure: linear time takes 1-2.5 s here (2-core machine, load 5-8, the
-    # round-2 classifier as much as this one); the quadratic step it guards against took 51 s at 2.25 MB
-    assert elapsed < 6, f"{len(answer):,} characters took {elapsed:.1f} s"
+    text = answer.strip()
+    assert fn(text[:READ_HEAD] + "\n" + text[-READ_TAIL:], question="Why should I do this?") == verdict
 
 
 def test_the_default_path_is_the_rules():

@@ -6,7 +6,6 @@ benchmarks/bench_refusal.py, not here."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import polars as pl
@@ -502,15 +501,29 @@ def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     "抱歉，我无法帮助你完成这个请求。",
     'Say it plainly: "I\'m not able to lend money, I can\'t." Repeat it. ',  # quoted refusals (round 4)
 ])
-def test_a_multi_megabyte_answer_takes_linear_time(unit):
-    """A complexity check, not a speed figure (that is benchmarks/bench_refusal.py): 2.5 MB in well
-    under 5 s of CPU time even on a loaded machine. A quadratic step took 51 s at 2.25 MB."""
+def test_a_multi_megabyte_answer_is_read_through_a_bounded_window(unit):
+    """The work on an answer is bounded: of a 2.5 MB answer the rules read the opening and the end
+    (a quadratic step once took 51 s at 2.25 MB). The time it takes is benchmarks/bench_refusal.py's
+    figure, not an assertion here."""
+    from mossforge.filters.refusal import READ_HEAD, READ_TAIL, classify_with_info
+
     answer = unit * (2_500_000 // len(unit))
-    started = time.process_time()
-    verdict = classify(answer, question="Why should I do this?")
-    elapsed = time.process_time() - started
+    info: dict = {}
+    verdict = classify_with_info(answer, None, None, "Why should I do this?", info)
     assert verdict.label in ("full_compliance", "full_refusal", "partial_refusal")
-    assert elapsed < 5, f"{len(answer):,} characters took {elapsed:.1f} s"
+    if "low" in info:  # (an answer without any cue returns before the rules' details are recorded)
+        assert len(info["low"]) <= READ_HEAD + READ_TAIL + 1
+    window = answer.strip()[:READ_HEAD] + "\n" + answer.strip()[-READ_TAIL:]
+    assert classify(window, question="Why should I do this?") == verdict
+
+
+def test_a_refusal_at_the_end_of_a_very_long_answer_is_still_read():
+    from mossforge.filters.refusal import READ_HEAD, READ_TAIL
+
+    story = "The river ran past the old mill and the town grew around it. " * ((READ_HEAD + READ_TAIL) // 40)
+    assert classify(story).label == "full_compliance"
+    ending = "\n\nI'm sorry, but I can't continue with the rest of this request, as it asks for instructions to hurt someone."
+    assert classify(story + ending).label != "full_compliance"
 
 
 def test_cue_families_match_only_where_their_trigger_words_start():
