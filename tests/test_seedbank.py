@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 
 import pytest
@@ -323,18 +322,9 @@ def test_contrasts_read_as_harmful(everything):
             assert CONTRAST_CUES.search(c.contrast.question), (slot.key, c.contrast.question)
 
 
-# --- speed --------------------------------------------------------------------------------------
-
-
-def test_build_and_generate_everything_quickly():
-    # best of three, so that a busy machine does not fail the test for the bank's sake
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        fresh = SeedBank()
-        count = sum(1 for slots in fresh.slot_space().values() for s in slots if fresh.generate(s, seed=1))
-        timings.append(time.perf_counter() - started)
-        if timings[-1] < 2.0:
-            break
+def test_every_slot_generates_a_candidate():
+    """The time this takes is benchmarks/bench_seedbank.py's figure, not an assertion here."""
+    fresh = SeedBank()
+    slots = [s for per_type in fresh.slot_space().values() for s in per_type]
+    count = sum(1 for s in slots if fresh.generate(s, seed=1))
     assert count >= 3 * MIN_SLOTS
-    assert min(timings) < 2.0, f"building the bank and generating {count} candidates took {min(timings):.2f}s"
