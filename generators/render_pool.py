@@ -33,9 +33,9 @@ _prestarted = 0  # the worker count `prestart` was called with (0: not called)
 _cancelled = False  # cancel() was called (Ctrl-C): no more cards in this process
 _shut_down: list[ProcessPoolExecutor] = []  # pools cancel() shut down
 _lock = threading.Lock()
-# What the forkserver imports before it forks any worker: the renderer, and pyplot and the report
+# What the forkserver imports before it forks any worker: its signal settings (first), the renderer, and pyplot and the report
 # for the report's plots (`running_pool`), so that no worker pays those imports.
-PRELOAD = ["mossforge.generators.render_offline", "matplotlib.pyplot", "mossforge.release.report"]
+PRELOAD = ["mossforge.generators.forkserver_signals", "mossforge.generators.render_offline", "matplotlib.pyplot", "mossforge.release.report"]
 
 
 def worker_count(configured: int) -> int:
@@ -109,12 +109,14 @@ def running_pool() -> ProcessPoolExecutor | None:
 
 
 def _worker_init(caller: int) -> None:
-    """In each worker: Ctrl-C reaches the whole process group, and the caller handles it (it stops
-    the run and the pool), so a worker ignores it (it would only print a traceback of its own).
-    And a worker leaves when its caller is gone: killed with SIGTERM or SIGKILL, the caller never
-    closes the task queue, whose pipe the worker holds both ends of, so nothing else would end it
-    (or the forkserver, which waits for its last worker)."""
+    """In each worker: Ctrl-C reaches the whole process group, and so does `timeout`'s SIGTERM; the
+    caller handles them (it stops the run and the pool), so a worker ignores both (it would print a
+    traceback of its own, or die and fail its render task with BrokenProcessPool). And a worker
+    leaves when its caller is gone: killed with SIGKILL (or SIGTERM where it does not handle it),
+    the caller never closes the task queue, whose pipe the worker holds both ends of, so nothing
+    else would end it (or the forkserver, which waits for its last worker)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def watch() -> None:
         while True:

@@ -179,3 +179,29 @@ def test_a_killed_caller_leaves_no_worker_or_forkserver_behind(candidate_factory
     for pid in left:  # do not leave them to the next test
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} processes outlived the killed caller"
+
+
+def test_a_sigterm_to_the_whole_process_group_leaves_the_pool_working(candidate_factory, tmp_path):
+    """`timeout` sends SIGTERM to the whole process group; the run handles it (mossforge/cli/build.py)
+    and stops the pool itself. The forkserver and the workers ignore it: a forkserver that died of it
+    closed the pipes through which the pool watches its workers, and every render in progress
+    failed with BrokenProcessPool (a traceback per render task) instead of the run stopping cleanly."""
+    import os
+    import signal
+    import time
+    from multiprocessing import forkserver
+
+    from mossforge.generators import render_pool
+
+    records = [candidate_factory(f"Question {i}: plan a party here?", TYPES[i % 3]) for i in range(6)]
+    render_offline(records[:2], 64, str(tmp_path / "before"), workers=2)
+    pool = render_pool.running_pool()
+    pids = [*pool._processes, forkserver._forkserver._forkserver_pid]
+    assert len(pids) == 3
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    time.sleep(1.0)
+    for pid in pids:
+        os.kill(pid, 0)  # alive (ProcessLookupError otherwise)
+    refs = render_offline(records, 64, str(tmp_path / "after"), workers=2)
+    assert len(refs) == len(records) and render_pool.running_pool() is pool
