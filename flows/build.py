@@ -22,7 +22,6 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.context import FlowRunContext
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from mossforge import progress, run_state, source_hash, stages
 from mossforge.config import Config, config_from_dict
@@ -334,7 +333,7 @@ def _map(task_fn, calls: list[dict[str, Any]], stage: str) -> list:
     return monitor.wait_with_progress(futures, stage)
 
 
-@flow(name="build_dataset", task_runner=ThreadPoolTaskRunner(max_workers=2),
+@flow(name="build_dataset", task_runner=runners.StoppingThreadPoolTaskRunner(max_workers=2),
       flow_run_name=monitor.initial_run_name)
 def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bool = False) -> dict:
     """Build one dataset version from `config` (a dict of the TOML config; offline defaults if None).

@@ -21,12 +21,25 @@ from collections.abc import Iterator
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from mossforge import run_state
 from mossforge.config import Config
 from mossforge.errors import MossforgeError
 
 
 class RunnerUnavailable(MossforgeError, RuntimeError):
     """The configured task runner's package is not installed."""
+
+
+class StoppingThreadPoolTaskRunner(ThreadPoolTaskRunner):
+    """Prefect's thread pool, which stops the work of its threads when the flow ends by a signal
+    (SIGTERM, which Prefect turns into a crash or a runner's cancellation; Ctrl-C). Prefect's runner
+    waits for its threads before the flow stops, and they would go on calling models and drawing
+    cards for the rest of their batches; `run_state.stop_work` cancels those calls and cards first."""
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):  # a signal, not a failed stage
+            run_state.stop_work()
+        super().__exit__(exc_type, exc_value, traceback)
 
 
 def needs_gpu(cfg: Config) -> bool:
@@ -41,7 +54,7 @@ def gpu_count(cfg: Config) -> int:
 def make_task_runner(cfg: Config):
     kind = cfg.run.task_runner
     if kind == "threads":
-        return ThreadPoolTaskRunner(max_workers=cfg.run.max_workers)
+        return StoppingThreadPoolTaskRunner(max_workers=cfg.run.max_workers)
     if kind == "dask":
         try:
             from prefect_dask import DaskTaskRunner

@@ -16,6 +16,8 @@ Exit codes (the README lists them too):
 | 4    | nothing to publish: the run ended with zero items and the config does not allow empty versions |
 | 5    | the dataset folder is locked by another run (with `--no-wait`) |
 | 6    | network: a host could not be reached |
+| 130  | interrupted by Ctrl-C (SIGINT) before it finished |
+| 143  | stopped by SIGTERM (`timeout`, `docker stop`, a scheduler) before it finished |
 """
 
 from __future__ import annotations
@@ -70,9 +72,14 @@ class LockBusyError(MossforgeError):
 
 
 class RunInterrupted(MossforgeError):
-    """Ctrl-C (SIGINT) stopped a command before it finished: 130, as a shell reports it."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a command before it finished: 130 or 143, 128 + the
+    signal's number, as a shell reports a process the signal ended."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signal_number: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
 
 
 class NetworkError(MossforgeError):

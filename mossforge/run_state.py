@@ -73,6 +73,16 @@ def cancel_model_calls() -> None:
         client.cancel_all()
 
 
+def stop_work() -> None:
+    """Ctrl-C or SIGTERM: cancel this process's model calls and its render pool's queued cards.
+    (The flow waits for its task threads before it stops, and they would go on with their batches.)"""
+    from mossforge.generators import render_pool
+
+    cancel_model_calls()
+    render_pool.cancel()
+
+
+
 def close_model_client(config: Config, extra: list[dict] = ()) -> dict | None:
     """Close the run's client and return its accounting, with `extra` tally rows of the run's
     clients in other processes (None if no model was called)."""

@@ -6,6 +6,7 @@ import ast
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,26 @@ def test_cli_modules_form_no_cycle_and_share_no_private_helper():
                 assert module in ("mossforge.cli.base", "mossforge.cli.display"), (path.name, module)
             if module.startswith("mossforge"):
                 assert not [n for n in names if n.startswith("_")], (path.name, module, names)
+
+
+def test_sigterm_during_a_run_becomes_one_reported_interruption_and_the_handlers_are_restored(monkeypatch):
+    """`mossforge run` turns SIGINT and SIGTERM (also while the preflight or the Prefect server start
+    is under way, where SIGTERM used to end the process without a word, and without stopping the
+    local model servers) into a KeyboardInterrupt the run reports with 128 + the signal's number."""
+    import os
+    import signal
+
+    from mossforge import run_state
+    from mossforge.cli.build import _stop_work_on_signals
+    from mossforge.errors import RunInterrupted
+
+    stopped = []
+    monkeypatch.setattr(run_state, "stop_work", lambda: stopped.append(1))
+    before = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(KeyboardInterrupt):
+        with _stop_work_on_signals() as received:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # (the handler runs at once, in this thread)
+    assert received == [signal.SIGTERM] and stopped == [1]
+    assert {n: signal.getsignal(n) for n in before} == before
+    assert RunInterrupted("stopped", signal.SIGTERM).exit_code == 143 and RunInterrupted("x").exit_code == 130

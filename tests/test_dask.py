@@ -76,6 +76,29 @@ def test_a_run_started_on_another_runner_knows_it():
     assert not runner_matches(load_config(overrides={"run.task_runner": "dask"}), ThreadPoolTaskRunner(max_workers=2))
 
 
+@pytest.mark.parametrize("ending, stops", [(None, False), ("ValueError", False), ("KeyboardInterrupt", True),
+                                           ("TerminationSignal", True)],
+                         ids=["finished", "a stage failed", "ctrl-c", "sigterm"])
+def test_the_thread_runner_stops_the_work_of_its_threads_only_when_a_signal_ends_the_flow(monkeypatch, ending, stops):
+    """On SIGTERM (Prefect's TerminationSignal) or Ctrl-C the flow's thread pool cancels the model
+    calls and cards its threads are busy with before it waits for them; a run that finishes or
+    fails leaves them alone (a later run in the same process still renders and calls models)."""
+    from prefect.exceptions import TerminationSignal
+
+    from mossforge import run_state
+    from mossforge.flows.runners import StoppingThreadPoolTaskRunner, make_task_runner
+
+    error = {None: None, "ValueError": ValueError("a stage failed"), "KeyboardInterrupt": KeyboardInterrupt(),
+             "TerminationSignal": TerminationSignal(15)}[ending]
+    calls = []
+    monkeypatch.setattr(run_state, "stop_work", lambda: calls.append(1))
+    runner = make_task_runner(load_config()).duplicate()  # (what the flow engine enters)
+    assert isinstance(runner, StoppingThreadPoolTaskRunner)
+    runner.__enter__()
+    runner.__exit__(type(error) if error else None, error, None)
+    assert bool(calls) == stops
+
+
 def test_a_run_started_with_the_default_runner_reruns_itself_on_the_configured_one(prefect_harness, tmp_path):
     """What a served or deployed run does: the entrypoint's default runner is not the config's."""
     from prefect.client.orchestration import get_client

@@ -367,11 +367,14 @@ def test_a_killed_run_resumes_without_repeating_calls_or_renders(server, tmp_pat
         {t["name"]: t["state_name"] for t in renders}
 
 
-def test_ctrl_c_says_what_happened_and_how_to_resume(server, tmp_path):
-    """Ctrl-C (SIGINT to the terminal's process group) in the middle of the target check: exit
-    130, one line saying the finished stages are cached and the same command resumes, no version,
-    no traceback, and no model call after it (the flow waits for its task threads, which used to
-    go on calling the model for the rest of their batches: 4 more calls, 27 s, in this test)."""
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_says_what_happened_and_how_to_resume(server, tmp_path, number):
+    """Ctrl-C (SIGINT to the terminal's process group), or SIGTERM to the run's process (`timeout`,
+    `docker stop`), in the middle of the target check: exit 130 or 143, one line saying the finished
+    stages are cached and the same command resumes, no version, no traceback, and no model call
+    after it (the flow waits for its task threads, which used to go on calling the model for the
+    rest of their batches: 4 more calls, 27 s, in this test; after SIGTERM Prefect printed "Crash
+    detected!" and mossforge nothing)."""
     arrived = []
 
     def script(request):
@@ -383,12 +386,16 @@ def test_ctrl_c_says_what_happened_and_how_to_resume(server, tmp_path):
         proc = mossforge(server, "run", "--skip-preflight", "--config", str(config), start_new_session=True)
         wait_until(lambda: len(arrived) >= 2, 480, "2 target requests", proc)
         asked = len(arrived)  # the last of them is in flight (answered in 5 s)
-        os.killpg(proc.pid, signal.SIGINT)
+        if number == signal.SIGINT:
+            os.killpg(proc.pid, number)
+        else:
+            os.kill(proc.pid, number)
         out, err = proc.communicate(timeout=120)
-        assert len(arrived) == asked, f"{len(arrived) - asked} model calls after Ctrl-C"
-    assert proc.returncode == 130, err[-3000:]
+        assert len(arrived) == asked, f"{len(arrived) - asked} model calls after the signal"
+    assert proc.returncode == 128 + number, err[-3000:]
     said = " ".join(err.split())
-    assert "error: interrupted before the run finished" in said and "the same command resumes" in said, err[-2000:]
+    how = "interrupted" if number == signal.SIGINT else "stopped by SIGTERM"
+    assert f"error: {how} before the run finished" in said and "the same command resumes" in said, err[-2000:]
     assert "Traceback" not in err, err
     assert not any((tmp_path / "out" / "interrupted").glob("[!.]*")), "no version is published"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -76,36 +78,44 @@ def run(
         from mossforge.generators.render_pool import prestart
 
         prestart(cfg.run.cpu_workers)  # its imports (renderer, pyplot) overlap Prefect's import here
-    try:
-        checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
-        if checked:
-            console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
-        if not verbose:
-            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
-        from mossforge.flows import server
+    with _stop_work_on_signals() as received:  # (restored after the local servers stop)
+        try:
+            checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+            if checked:
+                console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
+            if not verbose:
+                os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported
+            from mossforge.flows import server
 
-        console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
-                      f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
-        with console.status("checking the local Prefect server…"):  # a ServerError says why (exit 1)
-            chosen = server.select(temporary_server, on_start=lambda info: console.print(
-                f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
-                f"`mossforge server stop` stops it; log {info.log})", highlight=False))
-        from mossforge.flows.build import run_build
+            console.print(f"building [bold]{cfg.dataset.name}[/]: {cfg.plan.per_type * len(cfg.plan.types)} "
+                          f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
+            with console.status("checking the local Prefect server…"):  # a ServerError says why (exit 1)
+                chosen = server.select(temporary_server, on_start=lambda info: console.print(
+                    f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+                    f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+            from mossforge.flows.build import run_build
 
-        display = RunDisplay(cfg, console, chosen)
-        progress.install(display.advance, display.event)
-        hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
-        servers.watch()
-        with display, chosen.active(), _stop_work_on_ctrl_c():
-            summary = run_build(cfg, fresh=fresh)  # a HubError: the push failed, the local version is published
-    except KeyboardInterrupt:
-        if servers.failures():
-            raise MossforgeError("run stopped: " + "; ".join(servers.failures())) from None
-        raise RunInterrupted("interrupted before the run finished. A version is only ever written whole, "
-                             "and the stages that finished are cached: the same command resumes from there.") from None
-    finally:
-        progress.install(None)
-        servers.stop()
+            display = RunDisplay(cfg, console, chosen)
+            progress.install(display.advance, display.event)
+            hide_own_errors_in_logs()  # the handler prints them once; Prefect would add a traceback
+            servers.watch()
+            with display, chosen.active():
+                summary = run_build(cfg, fresh=fresh)  # a HubError: the push failed, the local version is published
+        except BaseException as stopped:
+            # After the signal, whatever surfaces comes from it (a KeyboardInterrupt raised inside
+            # pydantic's serializer arrives as a PydanticSerializationError, for one)
+            if not received and not isinstance(stopped, (KeyboardInterrupt, _termination_signal())):
+                raise
+            if servers.failures():
+                raise MossforgeError("run stopped: " + "; ".join(servers.failures())) from None
+            number = received[-1] if received else getattr(stopped, "signal", signal.SIGINT)
+            how = "interrupted" if number == signal.SIGINT else f"stopped by {signal.Signals(number).name}"
+            raise RunInterrupted(f"{how} before the run finished. A version is only ever written whole, and the "
+                                 "stages that finished are cached: the same command resumes from there.",
+                                 number) from None
+        finally:
+            progress.install(None)
+            servers.stop()
     if rerun.clean(summary) and rerun.run_key(cfg) == key:  # (inputs unchanged during the run)
         rerun.write_receipt(cfg, key, summary)
     print_summary(summary)
@@ -176,28 +186,39 @@ def _print_consensus(consensus: dict) -> None:
     console.print(line, highlight=False)
 
 
+def _termination_signal() -> type[BaseException]:
+    """Prefect's exception for SIGTERM inside a flow (it hands the signal back to our handler, so
+    this is a fallback), without importing Prefect where it was not imported: then it cannot be raised."""
+    exceptions = sys.modules.get("prefect.exceptions")
+    return exceptions.TerminationSignal if exceptions else KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def _stop_work_on_ctrl_c():
-    """Ctrl-C stops the work, not only the flow: the model calls and cards still queued in the task
-    threads are cancelled, because the flow waits for those threads before it stops (it used to
-    go on calling models for the rest of the batch)."""
+def _stop_work_on_signals() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM (`timeout`, `docker stop`, a scheduler) stop the work, not only the flow,
+    and say what happened: the model calls and cards still queued are cancelled (the flow waits
+    for its task threads, which used to go on calling models for the rest of their batches), and
+    the signal becomes a KeyboardInterrupt the run reports. Yields the list the signal's number is
+    put in. Within the flow, Prefect's own SIGTERM handler takes over (the run is marked crashed;
+    the flow's task runner stops the work) and hands the signal back here when the flow ends."""
+    received: list[int] = []
     if threading.current_thread() is not threading.main_thread():  # (signals reach the main thread only)
-        yield
+        yield received
         return
 
     def stop(signum, frame):
         from mossforge import run_state
-        from mossforge.generators import render_pool
 
-        run_state.cancel_model_calls()
-        render_pool.cancel()
+        received.append(signum)
+        run_state.stop_work()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, stop)
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def prefect_server_url() -> str:
