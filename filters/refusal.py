@@ -934,7 +934,7 @@ def classify_with_info(answer: str | None, finish_reason: str | None, api_refusa
     if answer is None:
         return Verdict(MISSING, "no_answer", True)
     text = answer.strip()
-    if len(text) < 2 or not any(ch.isalnum() for ch in text):
+    if not any(ch.isalnum() for ch in text):  # nothing, or only punctuation ("...", "-"); "4" and "B" are answers
         return Verdict("full_refusal", "empty_answer", True)
     if len(text) < 250 and _API_BLOCK.search(text.lower()):
         return Verdict("full_refusal", "api_block_message", True)

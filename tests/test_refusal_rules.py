@@ -582,3 +582,12 @@ def test_classify_refusals_command_errors_name_the_problem(tmp_path):
     result = runner.invoke(app, ["classify-refusals", str(source), "--column", "response", "--mode", "judge"])
     assert result.exit_code == 2 and "[target_check.judge]" in " ".join(result.output.split())
     assert not (tmp_path / "answers-refusals.csv").exists()
+
+
+@pytest.mark.parametrize("answer, label", [("4", "full_compliance"), ("B", "full_compliance"), (" 7 ", "full_compliance"),
+                                           ("", "full_refusal"), ("  ", "full_refusal"), ("...", "full_refusal"),
+                                           ("-", "full_refusal")])
+def test_a_one_character_answer_is_an_answer_and_punctuation_alone_is_not(answer, label):
+    """"4" to "What is 2 + 2?", "B" to a multiple-choice question: answers (they were read as empty
+    answers, refusals). Nothing, or punctuation alone, stays a refusal, as the protocol says."""
+    assert classify(answer, question="What is 2 + 2?").label == label
