@@ -124,7 +124,7 @@ def test_429_waits_for_retry_after(server):
         elapsed = time.monotonic() - start
     assert result.text == "fine"
     gap = server.requests[1].received_at - server.requests[0].received_at
-    assert 0.6 <= gap < 1.2 and elapsed >= 0.6  # far above the 0.05 s backoff ceiling
+    assert 0.6 <= gap < 2.0 and elapsed >= 0.6  # far above the 0.05 s backoff ceiling (below 2 s: the header, not a backoff)
     t = totals(client)
     assert (t["calls"], t["retries"], t["ok"], t["failed"]) == (2, 1, 1, 0)
 
@@ -145,7 +145,7 @@ def test_hung_request_times_out_is_retried_then_counted_as_failure(server):
         [failure] = client.chat_many("local", [user("a")], stage="target")
         elapsed = time.monotonic() - start
     assert isinstance(failure, ChatFailure) and failure.kind == "timeout" and failure.attempts == 2
-    assert 0.6 <= elapsed < 2.0
+    assert 0.6 <= elapsed < 3.0  # two 0.3 s timeouts and a short backoff, not the 5 s hang
     t = totals(client)
     assert (t["calls"], t["retries"], t["failures"]) == (2, 1, {"timeout": 1})
 
@@ -195,7 +195,8 @@ def test_rate_limits_that_will_not_lift_soon_are_not_retried(server):
     with make_client(server) as client:
         start = time.monotonic()
         failures = [client.chat_many("local", [user(q)], stage="s")[0] for q in ("a", "b")]
-    assert [f.kind for f in failures] == ["rate_limit", "quota"] and time.monotonic() - start < 1
+    # (not retried: an hour's Retry-After would be waited out; the bound leaves room for a loaded machine)
+    assert [f.kind for f in failures] == ["rate_limit", "quota"] and time.monotonic() - start < 3
     assert len(server.requests) == 2 and totals(client)["retries"] == 0
 
 
@@ -258,7 +259,7 @@ def test_rpm_budget_spaces_requests_out(server):
         start = time.monotonic()
         results = client.chat_many("local", [user(f"q{i}") for i in range(42)], stage="s")
         elapsed = time.monotonic() - start
-    assert all(r.ok for r in results) and 0.45 <= elapsed < 1.5  # the 42nd waits 2 x 0.25 s
+    assert all(r.ok for r in results) and 0.45 <= elapsed < 2.5  # the 42nd waits 2 x 0.25 s
 
 
 def test_token_bucket_waits_when_the_budget_is_spent():
@@ -269,7 +270,7 @@ def test_token_bucket_waits_when_the_budget_is_spent():
         await bucket.take(30)
         return time.monotonic() - start
 
-    assert 0.25 <= asyncio.run(main()) < 0.6
+    assert 0.25 <= asyncio.run(main()) < 1.0  # 0.3 s to refill 30 tokens
 
 
 # -- cache ------------------------------------------------------------------------------------
