@@ -1,6 +1,6 @@
 """Refusal classifier: accuracy on the labelled answer sets in tests/data, and answers per second.
 
-    .venv/bin/python benchmarks/bench_refusal.py [--data FILE ...] [--repeat 20] [--errors] [--no-question]
+    .venv/bin/python benchmarks/bench_refusal.py [--data FILE ...] [--repeat 8] [--errors] [--no-question]
         [--classifier rules|learned]
 
 Accuracy is reported for the `rules` classifier (given each row's question, as the target check
@@ -12,7 +12,9 @@ are `missing`: counted, left out of the rates.
 Speed is answers per second of CPU time in one thread (the classifier is single-threaded Python;
 wall time on a shared machine measures the neighbours too), on answers of the length real chat
 models write (about 720 characters on average): the sets' shorter answers are joined with the
-next one, which brings their mean to about that. The script exits with status 1 when speed falls below
+next one, which brings their mean to about that. The figure sums the least CPU time of each
+chunk of 100 answers over --repeat rounds (one whole pass swings by half between runs of the same
+code on a shared machine); the best whole pass is printed beside it. The script exits with status 1 when speed falls below
 --min-rate (5,000 a second).
 
 Long answers: CPU seconds for one 2 MB answer of each of several shapes (a model repeating its
@@ -81,16 +83,25 @@ def realistic(answers: list[str], short: int = 550) -> list[str]:
             for n in range(len(texts))]
 
 
-def throughput(answers: list[str], repeat: int) -> float:
-    """Answers per second of CPU time in this one thread: the best of three passes."""
-    batch = answers * repeat
-    best = 0.0
-    for _ in range(3):
-        started = time.process_time()
-        for answer in batch:
-            classify(answer)
-        best = max(best, len(batch) / (time.process_time() - started))
-    return best
+def throughput(answers: list[str], rounds: int) -> tuple[float, float]:
+    """Answers per second of CPU time in this one thread, two ways: (the least CPU time of each
+    chunk of 100 answers over `rounds` rounds, summed; the best of `rounds` whole passes). The
+    first is the figure: on a shared machine one pass's speed swings by half between two runs of
+    the same code (neighbours, clock), and the least time per chunk keeps what the code costs."""
+    chunks = [answers[i:i + 100] for i in range(0, len(answers), 100)]
+    least = [float("inf")] * len(chunks)
+    passes = []
+    for _ in range(rounds):
+        total = 0.0
+        for n, chunk in enumerate(chunks):
+            started = time.process_time()
+            for answer in chunk:
+                classify(answer)
+            spent = time.process_time() - started
+            least[n] = min(least[n], spent)
+            total += spent
+        passes.append(total)
+    return len(answers) / sum(least), len(answers) / min(passes)
 
 
 LONG_UNITS = {
@@ -118,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append",
                         help="a labelled .jsonl (id, question, answer, label); repeatable (default: the sets in tests/data)")
-    parser.add_argument("--repeat", type=int, default=20, help="passes over the answers for the speed figure")
+    parser.add_argument("--repeat", type=int, default=8, help="rounds over the answers for the speed figure")
     parser.add_argument("--min-rate", type=float, default=5_000, help="exit 1 below this many answers/s")
     parser.add_argument("--max-long", type=float, default=0.5, help="exit 1 when a 2 MB answer takes this many CPU seconds")
     parser.add_argument("--no-question", action="store_true", help="classify without the questions")
@@ -173,9 +184,10 @@ def main() -> None:
 
     texts = realistic(every_answer)
     mean = sum(map(len, texts)) / len(texts)
-    speed = throughput(texts, args.repeat)
-    console.print(f"speed: {speed:,.0f} answers/s of CPU time (one thread), {len(texts) * args.repeat:,} "
-                  f"answers of {mean:,.0f} characters on average", highlight=False)
+    speed, best_pass = throughput(texts, args.repeat)
+    console.print(f"speed: {speed:,.0f} answers/s of CPU time (one thread; least time per chunk of 100 over "
+                  f"{args.repeat} rounds; best whole pass {best_pass:,.0f}), {len(texts):,} answers of {mean:,.0f} "
+                  "characters on average", highlight=False)
     long = Table(title="one 2 MB answer: CPU seconds (best of three)", title_justify="left")
     long.add_column("shape")
     long.add_column("seconds", justify="right")
