@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mossforge import run_state
+
 log = logging.getLogger(__name__)
 
 RENDERER_NAME = "diffusers"
@@ -206,6 +208,7 @@ class DiffusionRenderer:
             flagged: list[int] = []
             for start in range(0, len(pending), self.batch_size):
                 batch = pending[start:start + self.batch_size]
+                run_state.check_not_stopping("diffusion rendering")  # (Ctrl-C, SIGTERM: not one more batch)
                 seeds = [item_seed(items[i].key, items[i].seed, attempt) for i in batch]
                 pixels, nsfw = self.render([items[i].prompt for i in batch], seeds)
                 stats["pipeline_calls"] += 1

@@ -73,13 +73,27 @@ def cancel_model_calls() -> None:
         client.cancel_all()
 
 
+_stopping = threading.Event()  # stop_work was called: the run in this process is stopping
+
+
 def stop_work() -> None:
-    """Ctrl-C or SIGTERM: cancel this process's model calls and its render pool's queued cards.
-    (The flow waits for its task threads before it stops, and they would go on with their batches.)"""
+    """Ctrl-C or SIGTERM: cancel this process's model calls and its render pool's queued cards, and
+    have long loops stop at their next step (`check_not_stopping`). The flow waits for its task
+    threads before it stops, and they would go on with their batches."""
     from mossforge.generators import render_pool
 
+    _stopping.set()
     cancel_model_calls()
     render_pool.cancel()
+
+
+def check_not_stopping(what: str) -> None:
+    """Between the steps of long work that no call can cancel (a diffusion batch): RunInterrupted
+    once `stop_work` was called in this process."""
+    if _stopping.is_set():
+        from mossforge.errors import RunInterrupted
+
+        raise RunInterrupted(f"{what} stopped: the run is stopping")
 
 
 

@@ -174,3 +174,29 @@ def test_drops_are_remembered_and_counted(tiny_diffusion_model, tmp_path):
 def test_a_missing_model_names_the_key(tmp_path):
     with pytest.raises(ValueError, match="render.diffusion.model"):
         load_pipeline(str(tmp_path / "no-such-model"), "cpu", "fp32")
+
+
+def test_a_stopping_run_renders_not_one_more_batch(tiny_diffusion_model, monkeypatch):
+    """Ctrl-C or SIGTERM (`run_state.stop_work`) cancels model calls and queued cards, but a
+    diffusion batch is one pipeline call that nothing cancels: the renderer checks between batches,
+    so the run waits for the batch in progress at most, not for the rest of the task's items."""
+    import threading
+
+    import pytest
+
+    from mossforge import run_state
+    from mossforge.errors import RunInterrupted
+    from mossforge.generators.diffusion import RenderItem
+
+    monkeypatch.setattr(run_state, "_stopping", threading.Event())  # (this process's flag, put back after)
+    renderer = make_renderer(tiny_diffusion_model, batch_size=1)
+    items = [RenderItem(key=f"k{i}", prompt=f"a red ball number {i}", seed=i) for i in range(4)]
+    sunk = []
+
+    def sink(i, rendered):
+        sunk.append(i)
+        run_state._stopping.set()  # (as stop_work does, after the first image)
+
+    with pytest.raises(RunInterrupted, match="diffusion rendering stopped"):
+        renderer.generate(items, sink)
+    assert sunk == [0]
