@@ -39,4 +39,26 @@ def read_table(path: Path):
     try:
         return getattr(pl, f"read_{kind}")(path)
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
+        if kind == "ndjson" and (bad := first_non_json_line(path)) is not None:
+            line, why = bad
+            raise InputError(f"{path}, line {line}: not a JSON object ({why}); each line of a .jsonl "
+                             "file is one JSON object, e.g. {\"answer\": \"...\"}") from None
         raise InputError(f"{path} could not be read as {kind}: {str(error).splitlines()[0][:300]}") from None
+
+
+def first_non_json_line(path: Path) -> tuple[int, str] | None:
+    """(line number, why) of the first non-blank line of `path` that is not a JSON object, or None.
+    (polars says only "InternalError(TapeError) at character 0".)"""
+    import json
+
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                return number, error.msg.lower()
+            if not isinstance(value, dict):
+                return number, f"a JSON {type(value).__name__}"
+    return None

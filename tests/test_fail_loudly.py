@@ -244,6 +244,23 @@ def test_dedup_of_an_empty_or_non_utf8_file_says_so_in_one_line(tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize("content, expected", [
+    ('x\n', "line 1: not a JSON object (expecting value)"),
+    ('{"answer": "a"}\n[1, 2]\n', "line 2: not a JSON object (a JSON list)"),
+    ('{"answer": "a"}\n{"answer": "b",}\n', "line 2: not a JSON object (expecting property name"),
+], ids=["not json", "a list", "a trailing comma"])
+def test_a_jsonl_line_that_is_not_a_json_object_is_named(tmp_path, content, expected):
+    """polars said only "InternalError(TapeError) at character 0 ('x')"."""
+    from mossforge.errors import InputError
+    from mossforge.tables import read_table
+
+    path = tmp_path / "answers.jsonl"
+    path.write_text(content)
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert expected in str(caught.value) and str(path) in str(caught.value)
+
+
 def test_run_into_a_folder_that_cannot_be_written_fails_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
