@@ -30,9 +30,9 @@ OUTPUTS = typer.Option(DEFAULT_OUTPUTS, "--outputs", help="The outputs root, whe
 def eval_command(
     dataset: str = typer.Argument(..., help=VERSION),
     target: list[str] = typer.Option([], "--target", "-t", help="A target declared in the config's "
-                                     "[[targets]]; repeatable (default: every target)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with [endpoints], "
-                                          "[[targets]] and [target_check] (classifier, judge, count_partial)."),
+                                     "\\[\\[targets]]; repeatable (default: every target)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config with \\[endpoints], "
+                                          "\\[\\[targets]] and \\[target_check] (classifier, judge, count_partial)."),
     split: Split = typer.Option("all", "--split", help="benign (over-refusal), contrast (safety) or all."),
     answers: Path | None = typer.Option(None, "--answers", help="Score answers collected elsewhere "
                                            "(.jsonl, .csv or .parquet with question_id, model, answer; "

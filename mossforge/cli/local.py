@@ -51,7 +51,7 @@ def install_command(
 
 @local_app.command("start")
 def start_command(
-    config: Path = typer.Option(Path("configs/local.toml"), "--config", "-c", help="Config with [local_models]."),
+    config: Path = typer.Option(Path("configs/local.toml"), "--config", "-c", help="Config with \\[local_models]."),
 ) -> None:
     """Start the config's servers in the background (until `local-model stop`); `run` and `eval`
     with that config then use them instead of starting their own."""
@@ -66,7 +66,7 @@ def start_command(
 
 @local_app.command("stop")
 def stop_command(
-    config: Path = typer.Option(Path("configs/local.toml"), "--config", "-c", help="Config with [local_models]."),
+    config: Path = typer.Option(Path("configs/local.toml"), "--config", "-c", help="Config with \\[local_models]."),
 ) -> None:
     """Stop the servers `local-model start` left running for the config."""
     from mossforge import local_model

@@ -109,7 +109,7 @@ def classify_refusals(
     question_column: str | None = typer.Option(None, "--question-column", help="The questions: read by the rules (a plain \"No.\" answers a yes/no question) and shown "
                                                   "to the judge (judge modes)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config whose "
-                                          "[target_check.judge] and [endpoints] name the judge (judge modes)."),
+                                          "\\[target_check.judge] and \\[endpoints] name the judge (judge modes)."),
     explain: bool = typer.Option(False, "--explain", help="Also add refusal_rule: the rule or classifier that decided."),
 ) -> None:
     """Label every answer full_compliance, full_refusal or partial_refusal (or unparsed, when a
