@@ -90,6 +90,8 @@ class NetworkError(MossforgeError):
 
 def _network_host(error: BaseException) -> str | None:
     """The host of a connection error (httpx, requests, urllib3), if `error` is one."""
+    if isinstance(error, BrokenPipeError):  # (a ConnectionError to Python: a pipe, not a host)
+        return None
     names = {cls.__name__ for cls in type(error).__mro__}
     if not names & {"ConnectError", "ConnectTimeout", "ConnectionError", "NewConnectionError",
                     "NameResolutionError", "MaxRetryError", "APIConnectionError"}:

@@ -167,3 +167,74 @@ def test_sigterm_during_a_run_becomes_one_reported_interruption_and_the_handlers
     assert received == [signal.SIGTERM] and stopped == [1]
     assert {n: signal.getsignal(n) for n in before} == before
     assert RunInterrupted("stopped", signal.SIGTERM).exit_code == 143 and RunInterrupted("x").exit_code == 130
+
+
+def test_config_sections_named_in_help_texts_are_shown_not_eaten_as_markup():
+    """Typer renders help with rich markup, where "[endpoints]" or "[[targets]]" is a style tag and
+    vanished: `eval --help` said "TOML config with , [] and (classifier, ...)"."""
+    import re
+
+    import typer
+
+    def commands(command, path):
+        yield path, command
+        if hasattr(command, "commands"):  # a group (typer carries its own click)
+            for name, sub in command.commands.items():
+                yield from commands(sub, [*path, name])
+
+    checked = 0
+    for path, command in commands(typer.main.get_command(app), []):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        sections = {s for text in texts for s in re.findall(r"\[\[?[a-z_.]+\]\]?", text.replace("\\", ""))}
+        if not sections:
+            continue
+        shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=200, env={"COLUMNS": "200"}).output
+        for section in sections:
+            assert section in shown, f"`mossforge {' '.join(path)} --help` does not show {section}"
+            checked += 1
+    assert checked >= 4
+
+
+def test_output_piped_into_a_reader_that_leaves_stops_quietly(monkeypatch):
+    """`mossforge eval --help | head -30`: the pipe closes under the writer. That was reported as
+    "could not reach the host (BrokenPipeError ...)", exit 6 and a traceback log; now it goes to
+    click, which stops like any command-line tool, without a word (exit 1). A broken pipe is never
+    a host that could not be reached."""
+    import typer
+
+    from mossforge.cli import base
+    from mossforge.errors import describe
+
+    group = typer.Typer(cls=base.HandledGroup)
+
+    @group.command()
+    def write() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    @group.command()
+    def other() -> None:
+        pass
+
+    monkeypatch.setattr(base, "_stdout_closed", lambda: True, raising=False)
+    result = CliRunner().invoke(group, ["write"])
+    assert result.exit_code == 1 and "error" not in result.output, result.output
+    monkeypatch.setattr(base, "_stdout_closed", lambda: False, raising=False)  # another pipe (a worker's): an unexpected error
+    result = CliRunner().invoke(group, ["write"])
+    assert result.exit_code == 1 and "could not reach" not in result.output
+    assert describe(BrokenPipeError(32, "Broken pipe"))[1] != 6
+
+
+def test_stdout_closed_tells_a_pipe_whose_reader_left(monkeypatch):
+    import os
+
+    from mossforge.cli.base import _stdout_closed
+
+    for reader_left in (True, False):
+        read_end, write_end = os.pipe()
+        if reader_left:
+            os.close(read_end)
+        with open(write_end, "w") as writer:
+            monkeypatch.setattr(sys, "stdout", writer)
+            assert _stdout_closed() is reader_left
+        if not reader_left:
+            os.close(read_end)

@@ -47,9 +47,22 @@ class HandledGroup(TyperGroup):
                 raise
             raise Exit(report(RunInterrupted("interrupted before the command finished"), print_error)) from None
         except Exception as error:
-            if debug_enabled():
-                raise
+            if debug_enabled() or isinstance(error, BrokenPipeError) and _stdout_closed():
+                raise  # (`mossforge ... | head`: click stops quietly, exit 1)
             raise Exit(report(error, print_error)) from None
+
+
+def _stdout_closed() -> bool:
+    """Whether whatever reads stdout has gone (the write end of a pipe whose reader closed polls
+    as an error)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # (no fileno: a test's captured stdout)
+        return False
 
 
 app = typer.Typer(cls=HandledGroup, help="Build over-refusal datasets: benign image+text queries that look alarming.",
