@@ -238,3 +238,19 @@ def test_stdout_closed_tells_a_pipe_whose_reader_left(monkeypatch):
             assert _stdout_closed() is reader_left
         if not reader_left:
             os.close(read_end)
+
+
+def test_every_command_summary_in_a_command_list_is_one_paragraph():
+    """Typer's rich help kept the docstrings' source line breaks in a group's command list, so
+    summaries broke mid-sentence ("..., its" / "flags (human, child, ...)" in `import --help`)."""
+    import typer
+
+    def commands(group):
+        for command in getattr(group, "commands", {}).values():
+            yield command
+            yield from commands(command)
+
+    every = list(commands(typer.main.get_command(app)))
+    assert len(every) >= 20
+    for command in every:
+        assert command.short_help and "\n" not in command.short_help, command.name

@@ -37,6 +37,10 @@ class HandledGroup(TyperGroup):
     It sits in the command group, not around `app()`, so `typer.testing.CliRunner` sees exactly
     what a user sees."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _one_line_summaries(self)
+
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
@@ -50,6 +54,18 @@ class HandledGroup(TyperGroup):
             if debug_enabled() or isinstance(error, BrokenPipeError) and _stdout_closed():
                 raise  # (`mossforge ... | head`: click stops quietly, exit 1)
             raise Exit(report(error, print_error)) from None
+
+
+def _one_line_summaries(group) -> None:
+    """Each command's summary in a group's command list, as one paragraph: typer's rich help keeps
+    the docstring's source line breaks there, so summaries broke mid-sentence ("..., its" / "flags
+    (human, ...")."""
+    import inspect
+
+    for command in getattr(group, "commands", {}).values():
+        if command.short_help is None and command.help:
+            command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
+        _one_line_summaries(command)  # (the groups within: import, export, local-model, ...)
 
 
 def _stdout_closed() -> bool:
