@@ -165,6 +165,9 @@ def test_external_answers_are_scored_without_calling_any_model(version, tmp_path
     assert summary[("model-b", "benign", "all")]["refused"] == 0
     assert summary[("model-b", "contrast", "all")]["refused"] == 1
     assert set(pl.read_parquet(out / "answers.parquet")["source"]) == {"external"}
+    for row in summary.values():  # the printed table keeps every interval whole (a log cut them to "12.5%–5…")
+        if row["decided"]:
+            assert f"{row['ci_low']:.1%}–{row['ci_high']:.1%}" in result.output, result.output
 
     no_split = tmp_path / "no_split.csv"
     pl.DataFrame({"question_id": [ids[0]], "model": ["m"], "answer": ["ok"]}).write_csv(no_split)

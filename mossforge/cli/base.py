@@ -20,7 +20,9 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from mossforge.errors import InputError, RunInterrupted, debug_enabled, report
 
-console = Console(stderr=True)  # progress, messages and errors
+# Progress, messages, errors and the run's tables. In a log (not a terminal) 200 columns, not 80,
+# so that tables keep their figures whole (an eval's intervals were cut to "12.5%–5…").
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 # Reports a user asked for go to stdout; piped, they are not cut to 80 columns, so ids stay whole.
 stdout = Console(width=None if sys.stdout.isatty() else 200)
 

@@ -132,7 +132,7 @@ def print_summary(summary: dict) -> None:
     number = f"{summary['version_number']} " if summary.get("version_number") else ""
     table = Table(title=f"{summary['dataset']} · version {number}({summary['version']})", title_justify="left")
     for column in ("stage", "status", "in", "out", "dropped", "seconds"):
-        table.add_column(column, justify="right" if column in ("in", "out", "seconds") else "left")
+        table.add_column(column, justify="right" if column in ("in", "out", "seconds") else "left", overflow="fold")
     for row in summary["funnel"]:
         dropped = ", ".join(f"{k}: {v}" for k, v in row["dropped"].items()) or "-"
         status = "[yellow]not_run[/]" if row["status"] == "not_run" else row["status"]
@@ -145,7 +145,7 @@ def print_summary(summary: dict) -> None:
         calls = Table(title="model calls", title_justify="left")
         rows = model_call_rows(summary["model_calls"])
         for column in rows[0]:
-            calls.add_column(column)
+            calls.add_column(column, overflow="fold")
         for row in rows:
             calls.add_row(*(str(v) for v in row.values()))
         console.print(calls)
@@ -155,7 +155,7 @@ def print_summary(summary: dict) -> None:
     if refused:
         table = Table(title="who refused (every candidate that reached the target check)", title_justify="left")
         for column in refused[0]:
-            table.add_column(column, justify="left" if column == "target" else "right")
+            table.add_column(column, justify="left" if column == "target" else "right", overflow="fold")
         for row in refused:
             table.add_row(*(str(v) for v in row.values()))
         console.print(table)

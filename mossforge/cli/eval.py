@@ -132,7 +132,9 @@ def _print_eval_summary(report: dict, accounting: dict | None) -> None:
 
     table = Table(title="refusal rates (95% Wilson intervals)", title_justify="left")
     for column in ("target", "split", "type", "refused", "decided", "undecided", "rate", "95% CI"):
-        table.add_column(column, justify="left" if column in ("target", "split", "type") else "right")
+        # Figures whole, names folded: in an 80-column log the intervals were cut to "12.5%–5…"
+        text = column in ("target", "split", "type")
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text, overflow="fold")
     for row in report["summary"]:
         decided = row["decided"] > 0
         table.add_row(row["target"], row["split"], row["stimulus_type"], str(row["refused"]), str(row["decided"]),
