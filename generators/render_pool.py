@@ -25,17 +25,21 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, ProcessPoolExecutor
 
+from mossforge import run_state
 from mossforge.errors import RunInterrupted
 from mossforge.schema import Candidate, ImageRef
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 _prestarted = 0  # the worker count `prestart` was called with (0: not called)
-_cancelled = False  # cancel() was called (Ctrl-C): no more cards in this process
+_cancelled = False  # cancel() was called (Ctrl-C, SIGTERM): no more cards in this process
 _shut_down: list[ProcessPoolExecutor] = []  # pools cancel() shut down
 _lock = threading.Lock()
-# What the forkserver imports before it forks any worker: its signal settings (first), the renderer, and pyplot and the report
-# for the report's plots (`running_pool`), so that no worker pays those imports.
-PRELOAD = ["mossforge.generators.forkserver_signals", "mossforge.generators.render_offline", "matplotlib.pyplot", "mossforge.release.report"]
+# What the forkserver imports before it forks any worker: its signal settings (first), the
+# renderer, and pyplot and the report for the report's plots (`running_pool`), so that no worker
+# pays those imports.
+PRELOAD = ["mossforge.generators.forkserver_signals", "mossforge.generators.render_offline", "matplotlib.pyplot",
+           "mossforge.release.report"]
+STOPPED = "rendering cancelled (Ctrl-C or SIGTERM)"
 
 
 def worker_count(configured: int) -> int:
@@ -82,7 +86,7 @@ def prestart(configured: int) -> None:
 
 
 def cancel() -> None:
-    """Ctrl-C: drop the cards not started yet (those being drawn finish, a few per worker), so the
+    """Ctrl-C or SIGTERM (`run_state.stop_work` calls it): drop the cards not started yet (those being drawn finish, a few per worker), so the
     render task waiting on them ends now with RunInterrupted; no later render in this process
     starts."""
     global _cancelled
@@ -95,6 +99,9 @@ def cancel() -> None:
         _shut_down.extend(pools)
     for pool in pools:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+run_state.on_stop(cancel)
 
 
 def running_pool() -> ProcessPoolExecutor | None:
@@ -169,7 +176,7 @@ def render_offline(records: Sequence[Candidate], size: int, image_root: str, wor
 
 def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageRef | None]]:
     if _cancelled:
-        raise RunInterrupted("rendering cancelled (Ctrl-C)")
+        raise RunInterrupted(STOPPED)
     # In a daemonic worker process (a Dask worker) no children may be started: the runner already
     # spreads batches over processes there.
     if workers <= 1 or len(records) <= 1 or multiprocessing.current_process().daemon:
@@ -184,5 +191,5 @@ def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageR
                                       chunksize=chunk)
     except CancelledError:
         if _cancelled:
-            raise RunInterrupted("rendering cancelled (Ctrl-C)") from None
+            raise RunInterrupted(STOPPED) from None
         raise

@@ -43,6 +43,7 @@ from mossforge.config import EndpointConfig  # noqa: F401  (declared with the co
 from mossforge.errors import MossforgeError, PreflightError, RunInterrupted
 
 log = logging.getLogger(__name__)
+CANCELLED = "model calls cancelled (Ctrl-C or SIGTERM)"
 
 
 class _Deferred:
@@ -442,7 +443,7 @@ class ModelClient:
         return rows
 
     def cancel_all(self) -> None:
-        """Cancel every call running or waiting on this client (Ctrl-C): the threads waiting in
+        """Cancel every call running or waiting on this client (Ctrl-C, SIGTERM): the threads waiting in
         `chat_many` get a CancelledError at once instead of finishing their batches' calls."""
         self._cancelled = True  # and every later call: a queued batch starts none
         loop = self._loop
@@ -487,7 +488,7 @@ class ModelClient:
             return future.result()
         except concurrent.futures.CancelledError:
             if self._cancelled:
-                raise RunInterrupted("model calls cancelled (Ctrl-C)") from None
+                raise RunInterrupted(CANCELLED) from None
             raise
         except BaseException:  # Ctrl-C in the caller: stop the work too
             future.cancel()
@@ -514,7 +515,7 @@ class ModelClient:
     # -- calls ---------------------------------------------------------------------------------
     def _config(self, endpoint: str) -> EndpointConfig:
         if self._cancelled:  # every public call starts here
-            raise RunInterrupted("model calls cancelled (Ctrl-C)")
+            raise RunInterrupted(CANCELLED)
         try:
             return self.endpoints[endpoint]
         except KeyError:

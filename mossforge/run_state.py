@@ -74,17 +74,24 @@ def cancel_model_calls() -> None:
 
 
 _stopping = threading.Event()  # stop_work was called: the run in this process is stopping
+_on_stop: list[Callable[[], None]] = []
+
+
+def on_stop(callback: Callable[[], None]) -> None:
+    """`callback()` is called by `stop_work` (the render pool registers its `cancel`: this package
+    imports no generator)."""
+    _on_stop.append(callback)
 
 
 def stop_work() -> None:
-    """Ctrl-C or SIGTERM: cancel this process's model calls and its render pool's queued cards, and
-    have long loops stop at their next step (`check_not_stopping`). The flow waits for its task
-    threads before it stops, and they would go on with their batches."""
-    from mossforge.generators import render_pool
-
+    """Ctrl-C or SIGTERM: cancel this process's model calls and what `on_stop` registered (the
+    render pool's queued cards), and have long loops stop at their next step
+    (`check_not_stopping`). The flow waits for its task threads before it stops, and they would go
+    on with their batches."""
     _stopping.set()
     cancel_model_calls()
-    render_pool.cancel()
+    for callback in list(_on_stop):
+        callback()
 
 
 def check_not_stopping(what: str) -> None:
@@ -94,7 +101,6 @@ def check_not_stopping(what: str) -> None:
         from mossforge.errors import RunInterrupted
 
         raise RunInterrupted(f"{what} stopped: the run is stopping")
-
 
 
 def close_model_client(config: Config, extra: list[dict] = ()) -> dict | None:
