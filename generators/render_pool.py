@@ -104,6 +104,20 @@ def cancel() -> None:
 run_state.on_stop(cancel)
 
 
+def _shut_down_at_exit() -> None:
+    """Stop the pools' workers before the process exits. A process that multiprocessing started
+    (a served flow run: Prefect's runner spawns it) joins its children before the executor's own
+    exit cleanup runs, so idle workers would keep it, and `mossforge serve` waiting for it, alive."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+multiprocessing.util.Finalize(None, _shut_down_at_exit, exitpriority=100)  # (before that join)
+
+
 def running_pool() -> ProcessPoolExecutor | None:
     """This process's worker pool, if this run has one (a render used it, or `prestart` started
     its forkserver), else None. For the run's other CPU work whose imports are preloaded there (the

@@ -68,6 +68,33 @@ def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
     assert proc.stdout.strip() == "4" and proc.stderr.count("body") == 1
 
 
+
+def test_a_process_started_by_multiprocessing_exits_after_rendering(candidate_factory, tmp_path):
+    """A served flow run is such a process (Prefect's runner spawns it). Such a process joins its
+    children before the pool's own exit cleanup runs: idle workers used to keep it, and `mossforge
+    serve` waiting for it, alive for ever."""
+    import multiprocessing
+    import subprocess
+    import sys
+
+    batch = write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
+    script = tmp_path / "spawner.py"
+    script.write_text(
+        "import multiprocessing, sys\n"
+        "def render():\n"
+        "    from mossforge.stage import read_records\n"
+        "    from mossforge.generators.render_pool import render_offline\n"
+        f"    assert len(render_offline(read_records([{str(batch)!r}]), 64, {str(tmp_path / 'images')!r}, workers=2)) == 4\n"
+        "if __name__ == '__main__':\n"
+        "    child = multiprocessing.get_context('spawn').Process(target=render)\n"
+        "    child.start()\n"
+        "    child.join(60)\n"
+        "    print(child.exitcode)\n"
+        "    if child.exitcode is None:\n"
+        "        child.kill()\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert proc.stdout.strip() == "0", (proc.stdout, proc.stderr[-2000:])  # "None": still running after 60 s
+
 # Pixels (not PNG bytes) of five cards at two sizes, as the renderer of 2026-12-01 drew them
 # before its canvas was filled a faster way (issue 18): a speed-up must not move a pixel.
 # (Pillow 13.0's bundled font; another Pillow build may draw text differently.)
