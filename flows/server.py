@@ -292,19 +292,23 @@ class Selection:
             yield
 
 
+def without_credentials(url: str | None) -> str:
+    """A URL as it may be printed: without the user:password@ it may carry."""
+    import re
+
+    return re.sub(r"//[^/@]*@", "//", url or "")
+
+
 def check_configured(url: str) -> None:
     """A ServerError naming PREFECT_API_URL when nothing answers there, before a run starts (else the
     run would fail seconds later in Prefect's client with a bare connection error). Only a refused or
     timed-out connection counts: what a server answers (Prefect Cloud's codes) is Prefect's to judge."""
-    import re
-
     import httpx
 
     try:
         httpx.get(f"{url.rstrip('/')}/health", timeout=10)
     except httpx.TransportError as error:
-        shown = re.sub(r"//[^/@]*@", "//", url)  # never print credentials in a URL
-        raise ServerError(f"PREFECT_API_URL={shown} is set, but no Prefect server answers there "
+        raise ServerError(f"PREFECT_API_URL={without_credentials(url)} is set, but no Prefect server answers there "
                           f"({type(error).__name__}: {error}); start that server, or unset PREFECT_API_URL "
                           "so that mossforge starts and manages a local one") from None
 

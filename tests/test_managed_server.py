@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -160,7 +161,7 @@ def test_prefect_api_url_where_nothing_answers_is_an_error_before_the_run(state,
     assert not state["dir"].exists()
 
 
-def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_path):
+def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_path):
     config = tmp_path / "small.toml"
     config.write_text('[dataset]\nname = "managed"\n[plan]\nper_type = 2\n[dedup]\nenabled = false\n'
                       '[render]\nsize = 64\n', encoding="utf-8")
@@ -196,3 +197,21 @@ def test_runs_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_pat
     assert third.returncode == 0, third.stderr[-3000:]
     assert "already published" in third.stderr and "/runs/flow-run/" not in third.stderr
     assert third.stdout.strip() == first.stdout.strip()
+
+    # `serve` registers its schedule on the same server, and SIGTERM stops it (exit 0, paused)
+    serving = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *", "--config",
+                                str(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while not (found := httpx.post(f"{info.api_url}/deployments/filter", timeout=10,
+                                       json={"deployments": {"name": {"any_": ["managed"]}}}).json()):
+            assert serving.poll() is None and time.monotonic() < deadline, "serve registered no deployment"
+            time.sleep(0.5)
+        serving.send_signal(signal.SIGTERM)
+        _, err = serving.communicate(timeout=60)
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+    assert serving.returncode == 0, err[-3000:]
+    assert f"http://127.0.0.1:{info.port}/deployments/deployment/{found[0]['id']}" in err
+    assert "stopped serving (SIGTERM)" in err and "starting the local Prefect server" not in err

@@ -1,4 +1,5 @@
-"""`mossforge serve` needs a reachable Prefect server, and says so clearly when there is none."""
+"""`mossforge serve` needs a Prefect server that outlives it, and says so clearly when there is none
+(tests/test_managed_server.py: it uses the managed one; tests/test_server_ui.py: a run and SIGTERM)."""
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
@@ -16,19 +17,20 @@ def serve(*args):
     return Outcome(CliRunner().invoke(app, ["serve", "--cron", "0 3 * * *", *args]))
 
 
-def test_serve_without_a_server_url_explains_how_to_start_one():
+def test_serve_refuses_the_temporary_server_and_says_why(monkeypatch):
+    monkeypatch.setenv("MOSSFORGE_SERVER", "temporary")
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         result = serve()
     assert result.exit_code == 2
-    assert "PREFECT_API_URL is not set" in result.output
-    assert "cannot schedule" in result.output and "prefect server start" in result.output
+    assert "MOSSFORGE_SERVER=temporary is set" in result.output and "outlives the command" in result.output
 
 
-def test_serve_with_an_unreachable_server_names_it():
-    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+def test_serve_with_an_unreachable_server_names_it_without_its_credentials():
+    with temporary_settings(updates={PREFECT_API_URL: "http://me:s3cret@127.0.0.1:9/api"}):
         result = serve()
-    assert result.exit_code == 2
-    assert "http://127.0.0.1:9/api is not reachable" in result.output
+    assert result.exit_code == 1
+    assert "PREFECT_API_URL=http://127.0.0.1:9/api is set, but no Prefect server answers there" in result.output
+    assert "s3cret" not in result.output
 
 
 def test_serve_checks_the_config_first(tmp_path):

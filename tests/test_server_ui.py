@@ -259,8 +259,24 @@ def test_the_ui_shows_the_run_page_with_its_artifacts(server, built, tmp_path):
 # --- schedules ----------------------------------------------------------------------------------
 
 
-def test_serve_registers_a_scheduled_deployment(server, tmp_path):
-    config = write_config(tmp_path / "serve.toml", tmp_path, "nightly")
+def alive_in_group(group: int) -> list[int]:
+    """Pids of the live (not zombie) processes in a process group."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == group and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_serve_registers_runs_and_stops_on_sigterm(server, tmp_path):
+    """A deployment on the schedule; a run of it (in a process Prefect's runner spawns) builds and
+    ends; SIGTERM (`docker stop`, systemd) stops `serve` with exit 0 and a paused schedule. The
+    run's idle render workers used to keep its process, and so `serve`, alive for ever."""
+    config = write_config(tmp_path / "serve.toml", tmp_path, "nightly", extra="cpu_workers = 2")  # (a render pool)
     proc = mossforge(server, "serve", "--cron", "0 3 * * *", "--config", str(config), start_new_session=True)
     try:
         def deployment():
@@ -270,11 +286,23 @@ def test_serve_registers_a_scheduled_deployment(server, tmp_path):
         found = wait_until(deployment, 180, "the served deployment", proc)
         assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 3 * * *"]
         assert found["parameters"]["config"]["dataset"]["name"] == "nightly"
+        created = httpx.post(f"{server['api']}/deployments/{found['id']}/create_flow_run", json={}, timeout=30)
+        created.raise_for_status()
+
+        def finished():
+            run = httpx.get(f"{server['api']}/flow_runs/{created.json()['id']}", timeout=30).json()
+            return run if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+        assert wait_until(finished, 300, "the served run", proc)["state_type"] == "COMPLETED"
+        assert len(list((tmp_path / "out" / "nightly").glob("[0-9a-f]*"))) == 1  # its version
+        proc.send_signal(signal.SIGTERM)  # to serve alone, as `docker stop` sends it
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-3000:]
+        assert "stopped serving (SIGTERM)" in " ".join(err.split()) and "never awaited" not in err
+        assert httpx.get(f"{server['api']}/deployments/{found['id']}", timeout=30).json()["paused"] is True
+        wait_until(lambda: not alive_in_group(proc.pid), 30, "no process of serve's left (run, render workers)")
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
 

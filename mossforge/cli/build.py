@@ -221,51 +221,69 @@ def _stop_work_on_signals() -> Iterator[list[int]]:
             signal.signal(number, handler)
 
 
-def prefect_server_url() -> str:
-    """The API of a running Prefect server, checked reachable; an InputError otherwise.
-
-    Schedules need a real server: the temporary one a plain `mossforge run` starts lives only as
-    long as that run and cannot run a schedule."""
-    import httpx
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    start = ("start one with `prefect server start` (UI and API on http://127.0.0.1:4200) and "
-             "`export PREFECT_API_URL=http://127.0.0.1:4200/api`")
-    if not url:
-        raise InputError(f"PREFECT_API_URL is not set: schedules need a running Prefect server (the temporary "
-                         f"server a plain run starts cannot schedule); {start}")
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/health", timeout=5)
-        response.raise_for_status()
-    except httpx.HTTPError as error:
-        raise InputError(f"the Prefect server at PREFECT_API_URL={url} is not reachable ({type(error).__name__}: "
-                         f"{error}); {start}") from None
-    return url
-
-
 def serve(
     cron: str = typer.Option(..., "--cron", help='When to build, as a cron expression, e.g. "0 3 * * *" (03:00 daily).'),
     config: Path | None = CONFIG,
     name: str | None = typer.Option(None, "--name", help="Deployment name (default: the dataset's name)."),
     timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron expression."),
 ) -> None:
-    """Serve the build_dataset deployment on a schedule (needs a running Prefect server).
+    """Serve the build_dataset deployment on a schedule, on the local Prefect server (or PREFECT_API_URL's).
 
-    Runs until interrupted; each scheduled run builds the config and is named
-    <dataset>-<version> in the Prefect UI once its version is known."""
+    Runs until Ctrl-C or SIGTERM, which pause the schedule until the next `serve`; each
+    scheduled run builds the config and is named <dataset>-<version> in the Prefect UI once its
+    version is known. Like `run`, it starts the local server mossforge keeps when PREFECT_API_URL
+    is not set."""
     cfg = load_config(config)
-    url = prefect_server_url()
     from prefect.client.schemas.schedules import construct_schedule
-
-    from mossforge.flows.build import build_dataset
 
     try:
         schedule = construct_schedule(cron=cron, timezone=timezone)
     except ValueError as error:
         raise InputError(f"--cron {cron!r}: {error}") from None
-    deployment = name or cfg.dataset.name
-    console.print(f"serving build_dataset/{deployment} on {cron!r} ({timezone}) against {url}; "
-                  "Ctrl-C stops it", highlight=False)
-    build_dataset.serve(name=deployment, schedules=[schedule], parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
-                        tags=["mossforge", cfg.dataset.name])
+    from mossforge.flows import server
+
+    with console.status("checking the local Prefect server…"):
+        chosen = server.select(on_start=lambda info: console.print(
+            f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+            f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+    if chosen.kind == "temporary":  # MOSSFORGE_SERVER=temporary: a server that ends with the command
+        raise InputError(f"{server.OPT_OUT_ENV}=temporary is set, but a schedule needs a Prefect server that "
+                         "outlives the command: unset it (mossforge then starts and keeps a local server), "
+                         "or set PREFECT_API_URL to a server of your own")
+    with chosen.active():
+        _serve_until_stopped(cfg, chosen, name or cfg.dataset.name, cron, timezone, schedule)
+
+
+def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str, schedule) -> None:
+    """Register the deployment and poll for its runs until Ctrl-C or SIGTERM. On Ctrl-C, asyncio
+    cancels the runner's task, and the runner stops its runs and pauses its schedule. Prefect's own
+    SIGTERM handler calls the async stop from a signal handler (never awaited: Prefect warns) and
+    exits; here SIGTERM is turned into that Ctrl-C."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    from mossforge.flows import server
+    from mossforge.flows.build import build_dataset
+
+    received: list[str] = []
+
+    class StopOnSigterm(Runner):
+        def handle_sigterm(self, *args, **kwargs) -> None:
+            received.append("SIGTERM")
+            signal.raise_signal(signal.SIGINT)
+
+    runner = StopOnSigterm(name=deployment, pause_on_shutdown=True)  # a stopped `serve` pauses its schedule
+    deployment_id = runner.add_flow(build_dataset, name=deployment, schedules=[schedule],
+                                    parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
+                                    tags=["mossforge", cfg.dataset.name])
+    page = f"{chosen.ui_url}/deployments/deployment/{deployment_id}" if chosen.ui_url else chosen.api_url
+    console.print(f"serving build_dataset/{deployment} on {cron!r} ({timezone}): {page}\n"
+                  f"run it now from that page (Run > Quick run), or with `PREFECT_API_URL="
+                  f"{server.without_credentials(chosen.api_url)} prefect deployment run 'build_dataset/{deployment}'`; "
+                  "Ctrl-C or SIGTERM stops serving", highlight=False, soft_wrap=True)
+    try:
+        asyncio.run(runner.start())
+    except KeyboardInterrupt:
+        console.print(f"stopped serving ({received[0] if received else 'Ctrl-C'}): the schedule of "
+                      f"build_dataset/{deployment} is paused until `mossforge serve` runs again", highlight=False)
