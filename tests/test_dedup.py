@@ -104,6 +104,17 @@ def test_cli_dedup_keeps_every_row(tmp_path):
     assert frame["dup_cluster"].to_list() == [0, 0, 2, 2]
 
 
+def test_cli_dedup_writes_beside_its_input_by_default(tmp_path):
+    from mossforge.cli.main import app
+
+    source = tmp_path / "q.jsonl"
+    source.write_text('{"prompt": "Write a poem about this garden."}\n' * 2)
+    result = CliRunner().invoke(app, ["dedup", str(source), "--column", "prompt"])
+    assert result.exit_code == 0, result.output
+    assert pl.read_ndjson(tmp_path / "q-dedup.jsonl")["is_duplicate"].to_list() == [False, True]
+    assert "q-dedup.jsonl" in " ".join(result.output.split())
+
+
 def test_cli_dedup_bad_column_is_a_clear_error(tmp_path):
     from mossforge.cli.main import app
 

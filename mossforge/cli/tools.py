@@ -35,7 +35,8 @@ def write_table(frame, out: Path) -> None:
 def dedup(
     file: Path = typer.Argument(..., help="Questions to deduplicate (.csv, .jsonl or .parquet)."),
     column: str = typer.Option(..., "--column", help="The column holding the text."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file (.csv, .jsonl or .parquet)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output file (.csv, .jsonl or .parquet; "
+                                    "default: FILE's name with -dedup added)."),
     threshold: float = typer.Option(0.9, "--threshold", "-t", min=0.0, max=1.0,
                                     help="Cosine similarity at or above which two texts are duplicates."),
     reference: list[Path] = typer.Option([], "--reference", "-r",
@@ -50,6 +51,7 @@ def dedup(
     """
     import polars as pl
 
+    out = out or file.with_name(f"{file.stem}-dedup{file.suffix}")
     check_table_suffix("--out", out)
     if threshold <= 0:
         raise InputError("--threshold must be above 0")
