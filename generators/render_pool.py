@@ -203,7 +203,7 @@ def _iter(records, size, image_root, workers) -> Iterator[tuple[ImageRef, ImageR
     try:
         yield from _pool(workers).map(_render, records, [size] * len(records), [image_root] * len(records),
                                       chunksize=chunk)
-    except CancelledError:
+    except (CancelledError, RuntimeError):  # (RuntimeError: `cancel` shut the pool down as this render took it)
         if _cancelled:
             raise RunInterrupted(STOPPED) from None
         raise

@@ -160,6 +160,29 @@ def test_cancel_stops_a_render_at_once_and_later_ones_too(candidate_factory, tmp
         render_offline(records[:2], 64, str(tmp_path / "after"), workers=1)
 
 
+
+def test_a_render_starting_as_the_run_is_cancelled_is_interrupted_not_an_error(candidate_factory, tmp_path, monkeypatch):
+    """A render task that took the pool just before `cancel` shut it down (a served run cancelled
+    from the UI) failed with "RuntimeError: cannot schedule new futures after shutdown" and a
+    traceback; it is the same interruption as any other."""
+    import pytest
+
+    from mossforge.errors import RunInterrupted
+    from mossforge.generators import render_pool
+
+    monkeypatch.setattr(render_pool, "_cancelled", False)
+    records = [candidate_factory(f"Question {i}?", TYPES[i % 3]) for i in range(4)]
+    pool_of = render_pool._pool
+
+    def taken_then_cancelled(workers):
+        pool = pool_of(workers)
+        render_pool.cancel()  # between the render's `_pool(...)` and its first card
+        return pool
+
+    monkeypatch.setattr(render_pool, "_pool", taken_then_cancelled)
+    with pytest.raises(RunInterrupted, match="cancelled"):
+        render_offline(records, 64, str(tmp_path / "images"), workers=2)
+
 def test_a_killed_caller_leaves_no_worker_or_forkserver_behind(candidate_factory, tmp_path):
     """`kill -9` (or SIGTERM) of a run that rendered: its workers and forkserver go too. They used
     to stay forever: a worker holds both ends of its task queue's pipe, so it never sees the end,
