@@ -272,6 +272,39 @@ def alive_in_group(group: int) -> list[int]:
     return pids
 
 
+def served_deployment(server, name: str, proc: subprocess.Popen) -> dict:
+    def deployment():
+        found = api_post(server, "/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+        return found[0] if found else None
+
+    return wait_until(deployment, 180, "the served deployment", proc)
+
+
+def start_served_run(server, deployment: dict) -> str:
+    created = httpx.post(f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
+    created.raise_for_status()
+    return created.json()["id"]
+
+
+def wait_for_end(server, run_id: str, proc: subprocess.Popen) -> str:
+    def ended():
+        state = httpx.get(f"{server['api']}/flow_runs/{run_id}", timeout=30).json()["state_type"]
+        return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+    return wait_until(ended, 300, "the served run's end", proc)
+
+
+def stop_serving(proc: subprocess.Popen) -> str:
+    """SIGTERM to serve alone (as `docker stop` sends it): exit 0, nothing of it left behind (no
+    run process, no render worker). Returns what it wrote to stderr."""
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped serving (SIGTERM)" in " ".join(err.split()) and "never awaited" not in err
+    wait_until(lambda: not alive_in_group(proc.pid), 30, "no process of serve's left (run, render workers)")
+    return err
+
+
 def test_serve_registers_runs_and_stops_on_sigterm(server, tmp_path):
     """A deployment on the schedule; a run of it (in a process Prefect's runner spawns) builds and
     ends; SIGTERM (`docker stop`, systemd) stops `serve` with exit 0 and a paused schedule. The
@@ -279,32 +312,48 @@ def test_serve_registers_runs_and_stops_on_sigterm(server, tmp_path):
     config = write_config(tmp_path / "serve.toml", tmp_path, "nightly", extra="cpu_workers = 2")  # (a render pool)
     proc = mossforge(server, "serve", "--cron", "0 3 * * *", "--config", str(config), start_new_session=True)
     try:
-        def deployment():
-            found = api_post(server, "/deployments/filter", {"deployments": {"name": {"any_": ["nightly"]}}})
-            return found[0] if found else None
-
-        found = wait_until(deployment, 180, "the served deployment", proc)
+        found = served_deployment(server, "nightly", proc)
         assert [s["schedule"]["cron"] for s in found["schedules"]] == ["0 3 * * *"]
         assert found["parameters"]["config"]["dataset"]["name"] == "nightly"
-        created = httpx.post(f"{server['api']}/deployments/{found['id']}/create_flow_run", json={}, timeout=30)
-        created.raise_for_status()
-
-        def finished():
-            run = httpx.get(f"{server['api']}/flow_runs/{created.json()['id']}", timeout=30).json()
-            return run if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
-
-        assert wait_until(finished, 300, "the served run", proc)["state_type"] == "COMPLETED"
+        assert wait_for_end(server, start_served_run(server, found), proc) == "COMPLETED"
         assert len(list((tmp_path / "out" / "nightly").glob("[0-9a-f]*"))) == 1  # its version
-        proc.send_signal(signal.SIGTERM)  # to serve alone, as `docker stop` sends it
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-3000:]
-        assert "stopped serving (SIGTERM)" in " ".join(err.split()) and "never awaited" not in err
+        stop_serving(proc)
         assert httpx.get(f"{server['api']}/deployments/{found['id']}", timeout=30).json()["paused"] is True
-        wait_until(lambda: not alive_in_group(proc.pid), 30, "no process of serve's left (run, render workers)")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
+
+
+def test_a_served_run_cancelled_from_the_ui_stops_its_work_and_publishes_nothing(server, tmp_path):
+    """Cancel in the UI (the run's state set to Cancelling): the run ends Cancelled, no model call
+    after it, no version, and `serve` goes on serving."""
+    arrived = []
+
+    def script(request):
+        if isinstance(request.body["messages"][-1]["content"], str):  # a served run's preflight probe
+            return ok("ok")
+        arrived.append(question_of(request))
+        return ok(COMPLIANCE, delay=5.0 if len(arrived) >= 2 else 0.0)  # the run is mid-stage when cancelled
+
+    with serve(script=script) as model_server:
+        config = target_config(tmp_path, model_server.base_url, "cancelled")
+        proc = mossforge(server, "serve", "--cron", "0 3 * * *", "--config", str(config), start_new_session=True)
+        try:
+            run_id = start_served_run(server, served_deployment(server, "cancelled", proc))
+            wait_until(lambda: len(arrived) >= 2, 300, "2 target requests", proc)
+            asked = len(arrived)  # the last of them is in flight
+            api_post(server, f"/flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"}})
+            assert wait_for_end(server, run_id, proc) == "CANCELLED"
+            time.sleep(6.0)  # longer than a call takes: any call still queued would have arrived
+            assert len(arrived) == asked, f"{len(arrived) - asked} model calls after the cancel"
+            assert not any((tmp_path / "out" / "cancelled").glob("[!.]*")), "a version was published"
+            assert proc.poll() is None  # still serving
+            stop_serving(proc)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
 
 
 # --- kill -9 and resume ---------------------------------------------------------------------------
