@@ -30,10 +30,35 @@ def code_version() -> str:
     return f"{__version__}+g{described}" if described else __version__
 
 
+# The installed packages whose behaviour shapes what a build writes: the cards' pixels (pillow),
+# the embeddings and so dedup's decisions (onnxruntime, sentence-transformers, transformers,
+# tokenizers, torch, faiss-cpu, numpy), diffusion's images (diffusers), image hashes (imagehash),
+# the local models' answers (llama-cpp-python), the files (polars, pyarrow, datasets).
+OUTPUT_PACKAGES = ("pillow", "onnxruntime", "sentence-transformers", "transformers", "tokenizers", "torch",
+                   "faiss-cpu", "numpy", "diffusers", "imagehash", "llama-cpp-python", "polars", "pyarrow",
+                   "datasets")
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    """Python's version and those of the OUTPUT_PACKAGES installed (recorded in each version's
+    manifest, and part of every cached stage's key)."""
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for name in OUTPUT_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:  # an optional one (llama-cpp-python)
+            pass
+    return versions
+
+
 @functools.cache
 def source_hash() -> str:
-    """Hash of mossforge's own Python sources: part of every cached stage's key, so a code change
-    recomputes the stages instead of reusing results the old code produced."""
+    """Hash of mossforge's own Python sources and of `package_versions()`: part of every cached
+    stage's key, so a code change or a new Pillow, ONNX Runtime, ... recomputes the stages instead
+    of reusing results the old code or packages produced."""
     import hashlib
     import importlib.util
 
@@ -44,7 +69,7 @@ def source_hash() -> str:
         folder = Path(next(iter(importlib.util.find_spec(package).submodule_search_locations))).resolve()
         for path in folder.rglob("*.py"):
             files.setdefault(f"{package}/{path.relative_to(folder).as_posix()}", path)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(repr(sorted(package_versions().items())).encode())
     for name, path in sorted(files.items()):
         digest.update(name.encode())
         digest.update(path.read_bytes())

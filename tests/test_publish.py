@@ -68,6 +68,9 @@ def test_manifest_checksums_and_card(setup):
     assert manifest["counts"]["benign"] == 2 and manifest["counts"]["dropped"] == 1
     assert manifest["counts"]["dropped_by_reason"] == {"dedup:near_duplicate": 1}
     assert manifest["stages"] == {"target_check": "not_run", "consensus_label": "not_run"}
+    from importlib.metadata import version as installed
+
+    assert manifest["packages"]["pillow"] == installed("pillow") and manifest["packages"]["python"].startswith("3.")
     card = (version.path / "README.md").read_text()
     assert card.startswith("---\n") and "config_name: benign" in card and "dtype: image" in card
     assert "license: cc-by-4.0" in card and "not_run" in card and "**evaluation.**" in card
@@ -129,6 +132,22 @@ publish.publish_local([record], [], config, [], store.root)
     assert list_versions(Path(config.run.out_dir), "demo") == []
     version = publish_local(records, dropped, config, FUNNEL, store.root)
     assert [p.name for p in root.iterdir() if p.name != publish.PUBLISH_LOCK] == [version.version]
+
+
+def test_a_new_version_of_a_package_that_shapes_outputs_changes_every_stage_key(monkeypatch):
+    """A new Pillow draws other pixels; a new ONNX Runtime can move embeddings and dedup's
+    decisions: cached stages computed with the old one are not reused (nor is a run's receipt)."""
+    import mossforge
+
+    before = mossforge.source_hash()
+    versions = mossforge.package_versions()
+    assert {"pillow", "onnxruntime", "numpy"} <= set(versions)
+    monkeypatch.setattr(mossforge, "package_versions", lambda: {**versions, "pillow": "99.0.0"})
+    mossforge.source_hash.cache_clear()
+    try:
+        assert mossforge.source_hash() != before
+    finally:
+        mossforge.source_hash.cache_clear()
 
 
 def test_version_id_ignores_code_version_only(setup):

@@ -133,6 +133,7 @@ class Manifest(_Open):
     created_at: str
     schema_version: str
     code_version: str
+    packages: dict[str, str] = {}  # Python's and the output-shaping packages' versions (older manifests: none)
     config_hash: str
     config: dict[str, Any]
     generators: list[GeneratorEntry]

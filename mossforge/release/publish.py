@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from mossforge import code_version
+from mossforge import code_version, package_versions
 from mossforge.config import PUBLISH_TARGET_KEYS, Config
 from mossforge.errors import LockBusyError
 from mossforge.images import ImageStore
@@ -376,6 +376,7 @@ def build_manifest(records: Sequence[Candidate], dropped: Sequence[Candidate], c
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
+        "packages": package_versions(),  # those that shape the outputs (mossforge.OUTPUT_PACKAGES)
         "config_hash": config.config_hash(),
         "config": published_config(config),
         "generators": [json.loads(g) for g in generators],
