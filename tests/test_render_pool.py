@@ -48,51 +48,49 @@ def test_cpu_workers_zero_means_every_core():
     assert worker_count(0) >= 1 and worker_count(3) == 3
 
 
-def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
+def _run_script(tmp_path, candidate_factory, body: str):
+    """Run a Python script in a new process with four candidates written to `BATCH` (its path) and
+    `IMAGES` (a folder to render into) defined at its top."""
     import subprocess
     import sys
 
     batch = write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
     script = tmp_path / "script.py"
-    script.write_text(
-        "import sys\n"
-        "from mossforge.stage import read_records\n"
-        "from mossforge.generators.render_pool import render_offline\n"
-        "print('body', file=sys.stderr)\n"
-        f"records = read_records([{str(batch)!r}])\n"
-        "from mossforge.generators.render_pool import prestart\n"
-        "prestart(2)\n"  # the forkserver started early (as `mossforge run` does) imports no script either
-        f"print(len(render_offline(records, 64, {str(tmp_path / 'images')!r}, workers=2)))\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    script.write_text(f"BATCH, IMAGES = {str(batch)!r}, {str(tmp_path / 'images')!r}\n{body}")
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+
+
+def test_a_script_without_a_main_guard_runs_once(candidate_factory, tmp_path):
+    proc = _run_script(tmp_path, candidate_factory,
+                       "import sys\n"
+                       "from mossforge.stage import read_records\n"
+                       "from mossforge.generators.render_pool import render_offline\n"
+                       "print('body', file=sys.stderr)\n"
+                       "records = read_records([BATCH])\n"
+                       "from mossforge.generators.render_pool import prestart\n"
+                       "prestart(2)\n"  # the forkserver started early (as `mossforge run` does) imports no script either
+                       "print(len(render_offline(records, 64, IMAGES, workers=2)))\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "4" and proc.stderr.count("body") == 1
-
 
 
 def test_a_process_started_by_multiprocessing_exits_after_rendering(candidate_factory, tmp_path):
     """A served flow run is such a process (Prefect's runner spawns it). Such a process joins its
     children before the pool's own exit cleanup runs: idle workers used to keep it, and `mossforge
     serve` waiting for it, alive for ever."""
-    import multiprocessing
-    import subprocess
-    import sys
-
-    batch = write_records([candidate_factory(f"Question {i}?") for i in range(4)], tmp_path / "in.parquet")
-    script = tmp_path / "spawner.py"
-    script.write_text(
-        "import multiprocessing, sys\n"
-        "def render():\n"
-        "    from mossforge.stage import read_records\n"
-        "    from mossforge.generators.render_pool import render_offline\n"
-        f"    assert len(render_offline(read_records([{str(batch)!r}]), 64, {str(tmp_path / 'images')!r}, workers=2)) == 4\n"
-        "if __name__ == '__main__':\n"
-        "    child = multiprocessing.get_context('spawn').Process(target=render)\n"
-        "    child.start()\n"
-        "    child.join(60)\n"
-        "    print(child.exitcode)\n"
-        "    if child.exitcode is None:\n"
-        "        child.kill()\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    proc = _run_script(tmp_path, candidate_factory,
+                       "import multiprocessing\n"
+                       "def render():\n"
+                       "    from mossforge.stage import read_records\n"
+                       "    from mossforge.generators.render_pool import render_offline\n"
+                       "    assert len(render_offline(read_records([BATCH]), 64, IMAGES, workers=2)) == 4\n"
+                       "if __name__ == '__main__':\n"
+                       "    child = multiprocessing.get_context('spawn').Process(target=render)\n"
+                       "    child.start()\n"
+                       "    child.join(60)\n"
+                       "    print(child.exitcode)\n"
+                       "    if child.exitcode is None:\n"
+                       "        child.kill()\n")
     assert proc.stdout.strip() == "0", (proc.stdout, proc.stderr[-2000:])  # "None": still running after 60 s
 
 # Pixels (not PNG bytes) of five cards at two sizes, as the renderer of 2026-12-01 drew them
