@@ -199,19 +199,71 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
     assert third.stdout.strip() == first.stdout.strip()
 
     # `serve` registers its schedule on the same server, and SIGTERM stops it (exit 0, paused)
-    serving = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *", "--config",
-                                str(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    err = _serve_then_sigterm(env, config)
+    found = httpx.post(f"{info.api_url}/deployments/filter", timeout=10,
+                       json={"deployments": {"name": {"any_": ["managed"]}}}).json()
+    assert f"http://127.0.0.1:{info.port}/deployments/deployment/{found[0]['id']}" in err
+    assert "stopped serving (SIGTERM): the schedule" in err and "starting the local Prefect server" not in err
+    assert found[0]["paused"] is True
+
+    # The server stopped under a serving `serve`: SIGTERM still stops it (Prefect's client retried
+    # pausing the schedule for minutes on end), and it says the schedule is not paused
+    err = _serve_then_sigterm(env, config, before_sigterm=lambda: server.stop())
+    assert "could not be paused" in err
+
+
+def _serve_then_sigterm(env: dict, config: Path, before_sigterm=lambda: None) -> str:
+    """Start `mossforge serve`, wait until it serves, call `before_sigterm`, send SIGTERM; it must
+    exit 0. Returns its stderr, whitespace-normalised."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *", "--config",
+                             str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
-        while not (found := httpx.post(f"{info.api_url}/deployments/filter", timeout=10,
-                                       json={"deployments": {"name": {"any_": ["managed"]}}}).json()):
-            assert serving.poll() is None and time.monotonic() < deadline, "serve registered no deployment"
-            time.sleep(0.5)
-        serving.send_signal(signal.SIGTERM)
-        _, err = serving.communicate(timeout=60)
+        while not any("Ctrl-C or SIGTERM stops serving" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start serving: " + "".join(lines)
+            time.sleep(0.3)
+        before_sigterm()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+        reader.join(10)
     finally:
-        if serving.poll() is None:
-            serving.kill()
-    assert serving.returncode == 0, err[-3000:]
-    assert f"http://127.0.0.1:{info.port}/deployments/deployment/{found[0]['id']}" in err
-    assert "stopped serving (SIGTERM)" in err and "starting the local Prefect server" not in err
+        if proc.poll() is None:
+            proc.kill()
+    err = " ".join("".join(lines).split())
+    assert proc.returncode == 0, err[-3000:]
+    return err
+
+
+def test_sigterm_while_serve_starts_the_server_stops_it_with_143(state, tmp_path):
+    """Before serving began (here: the managed server starting) SIGTERM is an interruption, as for
+    `run`: exit 143 and one line, not a silent death by the signal."""
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *"], env=state["env"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("starting the local Prefect server" in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    info = server.read_state()
+    if info:
+        state["started"].append(info.pid)
+    err = " ".join("".join(lines).split())
+    assert proc.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM before serving began" in err and "Traceback" not in err

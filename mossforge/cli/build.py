@@ -242,23 +242,48 @@ def serve(
         raise InputError(f"--cron {cron!r}: {error}") from None
     from mossforge.flows import server
 
-    with console.status("checking the local Prefect server…"):
-        chosen = server.select(on_start=lambda info: console.print(
-            f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
-            f"`mossforge server stop` stops it; log {info.log})", highlight=False))
-    if chosen.kind == "temporary":  # MOSSFORGE_SERVER=temporary: a server that ends with the command
-        raise InputError(f"{server.OPT_OUT_ENV}=temporary is set, but a schedule needs a Prefect server that "
-                         "outlives the command: unset it (mossforge then starts and keeps a local server), "
-                         "or set PREFECT_API_URL to a server of your own")
-    with chosen.active():
-        _serve_until_stopped(cfg, chosen, name or cfg.dataset.name, cron, timezone, schedule)
+    received: list[int] = []
+    with _sigterm_as_ctrl_c(received):
+        try:
+            with console.status("checking the local Prefect server…"):
+                chosen = server.select(on_start=lambda info: console.print(
+                    f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+                    f"`mossforge server stop` stops it; log {info.log})", highlight=False))
+            if chosen.kind == "temporary":  # MOSSFORGE_SERVER=temporary: a server that ends with the command
+                raise InputError(f"{server.OPT_OUT_ENV}=temporary is set, but a schedule needs a Prefect server "
+                                 "that outlives the command: unset it (mossforge then starts and keeps a local "
+                                 "server), or set PREFECT_API_URL to a server of your own")
+            with chosen.active():
+                _serve_until_stopped(cfg, chosen, name or cfg.dataset.name, cron, timezone, schedule, received)
+        except KeyboardInterrupt:  # before serving began: choosing or starting the server, registering
+            number = received[-1] if received else signal.SIGINT
+            raise RunInterrupted(f"{'interrupted' if number == signal.SIGINT else 'stopped by SIGTERM'} before "
+                                 "serving began (a schedule registered already stays on until `mossforge serve` "
+                                 "runs again or it is paused in the UI)", number) from None
 
 
-def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str, schedule) -> None:
-    """Register the deployment and poll for its runs until Ctrl-C or SIGTERM. On Ctrl-C, asyncio
-    cancels the runner's task, and the runner stops its runs and pauses its schedule. Prefect's own
-    SIGTERM handler calls the async stop from a signal handler (never awaited: Prefect warns) and
-    exits; here SIGTERM is turned into that Ctrl-C."""
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
+    """SIGTERM (`docker stop`, systemd) stops `serve` the way Ctrl-C does; `received` gets its number."""
+    def on_sigterm(*_) -> None:
+        received.append(signal.SIGTERM)
+        signal.raise_signal(signal.SIGINT)  # a KeyboardInterrupt, or in asyncio.run the main task cancelled
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+PAUSE_TIMEOUT_S = 15.0  # how long a stopping `serve` tries to pause its schedule
+
+
+def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str, schedule, received: list[int]) -> None:
+    """Register the deployment and poll for its runs until Ctrl-C or SIGTERM, then pause its
+    schedule. On Ctrl-C, asyncio cancels the runner's task (a build in progress finishes first).
+    Prefect's own SIGTERM handler calls the async stop from a signal handler (never awaited: Prefect
+    warns) and exits; the runner here hands SIGTERM to `_sigterm_as_ctrl_c`'s handler instead."""
     import asyncio
 
     from prefect.runner import Runner
@@ -266,14 +291,15 @@ def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str,
     from mossforge.flows import server
     from mossforge.flows.build import build_dataset
 
-    received: list[str] = []
+    on_sigterm = signal.getsignal(signal.SIGTERM)
 
-    class StopOnSigterm(Runner):
+    class ServeRunner(Runner):
         def handle_sigterm(self, *args, **kwargs) -> None:
-            received.append("SIGTERM")
-            signal.raise_signal(signal.SIGINT)
+            on_sigterm(*args)
 
-    runner = StopOnSigterm(name=deployment, pause_on_shutdown=True)  # a stopped `serve` pauses its schedule
+    # The schedule is paused below, once, however serving stops: the runner's own pause is skipped
+    # when a signal comes before it has started, and retries a server that has gone for minutes.
+    runner = ServeRunner(name=deployment, pause_on_shutdown=False)
     deployment_id = runner.add_flow(build_dataset, name=deployment, schedules=[schedule],
                                     parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
                                     tags=["mossforge", cfg.dataset.name])
@@ -285,5 +311,31 @@ def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str,
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:
-        console.print(f"stopped serving ({received[0] if received else 'Ctrl-C'}): the schedule of "
-                      f"build_dataset/{deployment} is paused until `mossforge serve` runs again", highlight=False)
+        pass
+    how = "SIGTERM" if received else "Ctrl-C"
+    problem = asyncio.run(_pause_deployment(deployment_id))
+    if problem:
+        console.print(f"stopped serving ({how}), but the schedule of build_dataset/{deployment} could not be "
+                      f"paused: the Prefect server at {server.without_credentials(chosen.api_url)} did not answer "
+                      f"({problem}); runs that fall due while nothing serves it wait there as Late", highlight=False)
+    else:
+        console.print(f"stopped serving ({how}): the schedule of build_dataset/{deployment} is paused until "
+                      "`mossforge serve` runs again", highlight=False)
+
+
+async def _pause_deployment(deployment_id) -> str | None:
+    """Pause a deployment's schedule; the kind of error when the server does not answer in time."""
+    import asyncio
+
+    import httpx
+    from prefect.client.orchestration import get_client
+
+    async def pause() -> None:
+        async with get_client() as client:
+            await client.pause_deployment(deployment_id)
+
+    try:
+        await asyncio.wait_for(pause(), PAUSE_TIMEOUT_S)
+    except (TimeoutError, OSError, httpx.HTTPError) as error:
+        return type(error).__name__
+    return None
