@@ -348,10 +348,27 @@ def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bo
         summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh, preflight)
         monitor.rename_run(monitor.run_name(summary["dataset"], summary["version"]))
         return summary
-    if preflight:
-        check_run(cfg)
-    with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, cfg.run.wait_for_lock, notify=_notify):
-        return _build(cfg, fresh)
+    with _local_model_servers(cfg) if preflight else contextlib.nullcontext():
+        if preflight:
+            check_run(cfg)
+        with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, cfg.run.wait_for_lock, notify=_notify):
+            return _build(cfg, fresh)
+
+
+@contextlib.contextmanager
+def _local_model_servers(cfg: Config):
+    """The config's [local_models] servers, for a run with no CLI around it (a served run): `mossforge
+    run` starts them before the flow, and a served run's preflight found none answering."""
+    if not cfg.local_models:
+        yield
+        return
+    from mossforge.local_model import Servers
+
+    servers = Servers(cfg, progress=lambda line: _notify(f"local model: {line}"))
+    try:
+        yield
+    finally:
+        servers.stop()
 
 
 def _notify(message: str) -> None:

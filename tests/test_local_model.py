@@ -237,3 +237,30 @@ def test_a_restart_racing_the_shutdown_leaves_no_server_behind(tmp_path, fake_ru
     assert supervisor._restart(backend) is False  # what a request thread does after a crash
     assert not backend.alive()
     assert "stopping" in supervisor.failure
+
+
+def test_a_served_run_starts_its_local_model_servers_and_stops_them(tmp_path, fake_runtime, prefect_harness):
+    """A served run (`mossforge serve`: build_dataset with preflight=True, no CLI around it) starts
+    the config's [local_models] servers itself; its preflight used to find none answering, so every
+    scheduled run of configs/local.toml failed. (The scripted llama.cpp server: the supervisor's
+    part is what is tested here; tests/test_real_model.py runs the real one.)"""
+    import socket
+
+    from mossforge.flows.build import build_dataset
+
+    try:
+        local_model.verify(local_model.DEFAULT_MODEL)  # (the supervisor checks the weights it would serve)
+    except local_model.LocalModelError as error:
+        pytest.skip(f"the pinned model is not installed: {error}")
+    port = local_model.free_port()
+    summary = build_dataset(config={
+        "dataset": {"name": "served-local"}, "plan": {"per_type": 1}, "render": {"size": 64}, "dedup": {"enabled": False},
+        "endpoints": {"local": {"base_url": f"http://127.0.0.1:{port}/v1", "model": "m", "max_retries": 0}},
+        "local_models": {"local": {"servers": 1, "threads": 1}},
+        "targets": [{"name": "fake", "endpoint": "local", "image_as_text": True}],
+        "run": {"out_dir": str(tmp_path / "out"), "work_dir": str(tmp_path / "work"), "allow_empty": True},
+    }, preflight=True)
+    target_check = next(row for row in summary["funnel"] if row["stage"] == "target_check")
+    assert target_check["status"] == "ran" and target_check["entered"] == 3
+    with socket.socket() as probe:  # stopped with the run
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
