@@ -313,11 +313,15 @@ def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str,
     except KeyboardInterrupt:
         pass
     how = "SIGTERM" if received else "Ctrl-C"
-    problem = asyncio.run(_pause_deployment(deployment_id))
+    try:
+        problem = asyncio.run(_pause_deployment(deployment_id))
+        problem = problem and f"the Prefect server at {server.without_credentials(chosen.api_url)} did not answer ({problem})"
+    except KeyboardInterrupt:  # Ctrl-C again while pausing
+        problem = "interrupted"
     if problem:
         console.print(f"stopped serving ({how}), but the schedule of build_dataset/{deployment} could not be "
-                      f"paused: the Prefect server at {server.without_credentials(chosen.api_url)} did not answer "
-                      f"({problem}); runs that fall due while nothing serves it wait there as Late", highlight=False)
+                      f"paused: {problem}; runs that fall due while nothing serves it wait on the server as Late",
+                      highlight=False)
     else:
         console.print(f"stopped serving ({how}): the schedule of build_dataset/{deployment} is paused until "
                       "`mossforge serve` runs again", highlight=False)
