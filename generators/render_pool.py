@@ -64,6 +64,10 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                                        initargs=(os.getpid(),))
             with _without_main():  # all workers now, while the caller's script is hidden from them
                 pool._launch_processes()
+                # A first task starts the pool's manager thread, which is what tells the workers to
+                # leave on shutdown: a pool shut down before its first card (a cancel as the render
+                # began) kept them, and the process waited for them at exit for ever.
+                pool.submit(int)
             _pools[workers] = pool
         return _pools[workers]
 

@@ -159,6 +159,22 @@ def test_cancel_stops_a_render_at_once_and_later_ones_too(candidate_factory, tmp
 
 
 
+
+def test_a_pool_cancelled_before_its_first_card_lets_the_process_exit(candidate_factory, tmp_path):
+    """Its workers start at once; a pool shut down before any card was sent to it never told them
+    to leave, and the process waited for them at exit for ever (pytest did, in CI)."""
+    proc = _run_script(tmp_path, candidate_factory,
+                       "import os, threading\n"
+                       "from mossforge.generators import render_pool\n"
+                       "if __name__ == '__main__':\n"
+                       "    render_pool._pool(2)\n"
+                       "    import time; time.sleep(3)\n"  # (its workers up and waiting for work)
+                       "    render_pool.cancel()\n"
+                       "    timer = threading.Timer(60, os._exit, (9,))\n"  # still here after 60 s: exit 9
+                       "    timer.daemon = True\n"
+                       "    timer.start()\n")
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+
 def test_a_render_starting_as_the_run_is_cancelled_is_interrupted_not_an_error(candidate_factory, tmp_path, monkeypatch):
     """A render task that took the pool just before `cancel` shut it down (a served run cancelled
     from the UI) failed with "RuntimeError: cannot schedule new futures after shutdown" and a
