@@ -212,22 +212,23 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
     assert "could not be paused" in err
 
 
-def _serve_then_sigterm(env: dict, config: Path, before_sigterm=lambda: None) -> str:
-    """Start `mossforge serve`, wait until it serves, call `before_sigterm`, send SIGTERM; it must
-    exit 0. Returns its stderr, whitespace-normalised."""
+def _serve_then_sigterm(env: dict, config: Path | None, until: str = "Ctrl-C or SIGTERM stops serving",
+                        before_sigterm=lambda: None, expect: int = 0, cwd: Path = REPO) -> str:
+    """Start `mossforge serve`, wait until its stderr says `until`, call `before_sigterm`, send
+    SIGTERM; it must exit with `expect`. Returns its stderr, whitespace-normalised."""
     import threading
 
-    proc = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *", "--config",
-                             str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=REPO)
+    command = [sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *"]
+    proc = subprocess.Popen(command + (["--config", str(config)] if config else []), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + 120
-        while not any("Ctrl-C or SIGTERM stops serving" in line for line in lines):
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start serving: " + "".join(lines)
-            time.sleep(0.3)
+        while not any(until in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, f"serve never said {until!r}: " + "".join(lines)
+            time.sleep(0.1)
         before_sigterm()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
@@ -236,34 +237,18 @@ def _serve_then_sigterm(env: dict, config: Path, before_sigterm=lambda: None) ->
         if proc.poll() is None:
             proc.kill()
     err = " ".join("".join(lines).split())
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == expect, err[-3000:]
     return err
 
 
 def test_sigterm_while_serve_starts_the_server_stops_it_with_143(state, tmp_path):
     """Before serving began (here: the managed server starting) SIGTERM is an interruption, as for
     `run`: exit 143 and one line, not a silent death by the signal."""
-    import threading
-
-    proc = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *"], env=state["env"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while not any("starting the local Prefect server" in line for line in lines):
-            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        reader.join(10)
+        err = _serve_then_sigterm(state["env"], None, until="starting the local Prefect server", expect=143,
+                                  cwd=tmp_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    info = server.read_state()
-    if info:
-        state["started"].append(info.pid)
-    err = " ".join("".join(lines).split())
-    assert proc.returncode == 143, err[-3000:]
+        info = server.read_state()
+        if info:
+            state["started"].append(info.pid)
     assert "stopped by SIGTERM before serving began" in err and "Traceback" not in err
