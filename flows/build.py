@@ -25,6 +25,7 @@ from prefect.context import FlowRunContext
 
 from mossforge import progress, run_state, source_hash, stages
 from mossforge.config import Config, config_from_dict
+from mossforge.errors import shorten_own_errors_in_logs
 from mossforge.flows import limits, monitor, runners
 from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
 from mossforge.generators.plan import MAX_ROUNDS, next_draw, shortfall
@@ -348,6 +349,8 @@ def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bo
         summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh, preflight)
         monitor.rename_run(monitor.run_name(summary["dataset"], summary["version"]))
         return summary
+    if preflight:  # a run with no CLI around it (served): its log is where errors are read
+        shorten_own_errors_in_logs()
     with _local_model_servers(cfg) if preflight else contextlib.nullcontext():
         if preflight:
             check_run(cfg)

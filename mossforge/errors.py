@@ -185,6 +185,19 @@ class _HideOwnErrors(logging.Filter):
         return not any(name in message for name in _OWN_ERROR_NAMES)
 
 
+class _ShortenOwnErrors(logging.Filter):
+    """Keeps a record that carries a mossforge error but drops its traceback: with no CLI around
+    the run (a served run), the log is where the user reads what went wrong, and a mossforge
+    error's message already says it. A wrapper around anything else (a bug) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        own = _own(error) if error is not None else None
+        if own is not None and not own.wrapper:
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 _OWN_ERROR_NAMES: tuple[str, ...] = ()
 
 
@@ -199,6 +212,18 @@ def hide_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) 
         logger = logging.getLogger(name)
         if not any(isinstance(f, _HideOwnErrors) for f in logger.filters):
             logger.addFilter(_HideOwnErrors())
+
+
+def shorten_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) -> None:
+    """For a run no CLI reports (a served run): a mossforge error is logged as its one-line
+    message, in the terminal and in the UI's logs, without Prefect's traceback (unless
+    MOSSFORGE_DEBUG)."""
+    if debug_enabled():
+        return
+    for name in loggers:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ShortenOwnErrors) for f in logger.filters):
+            logger.addFilter(_ShortenOwnErrors())
 
 
 def _subclasses(cls):

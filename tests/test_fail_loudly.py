@@ -2,6 +2,7 @@
 nothing local in a published file). The flow-level cases are in test_fail_loudly_flow.py."""
 
 import json
+import logging
 import multiprocessing
 import os
 import socket
@@ -22,8 +23,10 @@ from mossforge.errors import (
     EmptyVersionError,
     InputError,
     LockBusyError,
+    MossforgeError,
     PreflightError,
     StageFailedError,
+    _ShortenOwnErrors,
     describe,
     report,
 )
@@ -77,6 +80,61 @@ def test_run_with_a_rejected_key_stops_before_any_stage_and_publishes_nothing(tm
     assert requests == 1  # the probe; no retries of a 401, no stage
     out = tmp_path / "out"
     assert not [p for p in out.rglob("*") if p.is_file()]  # no stage wrote anything, no version
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_a_served_runs_mossforge_error_is_logged_as_its_message_without_a_traceback(tmp_path, prefect_harness,
+                                                                                    monkeypatch):
+    """A served run (no CLI around it, so its log in the terminal and the UI is where the user
+    reads what went wrong) logs a mossforge error as its message: it used to add Prefect's
+    traceback, pages of it for a closed port. A bug keeps its traceback (unit test below)."""
+    from mossforge.flows.build import build_dataset
+
+    monkeypatch.setenv("MOSSFORGE_TEST_KEY", KEY)
+    caught = _Records()
+    flow_logger = logging.getLogger("prefect.flow_runs")
+    flow_logger.addHandler(caught)
+    try:
+        with pytest.raises(PreflightError):
+            build_dataset(config=_target_config(tmp_path, f"http://127.0.0.1:{_closed_port()}/v1").model_dump(mode="json"),
+                          preflight=True)
+    finally:
+        flow_logger.removeHandler(caught)
+    errors = [r for r in caught.records if r.levelno >= logging.ERROR]
+    assert errors and "PreflightError" in errors[0].getMessage() and "could not be reached" in errors[0].getMessage()
+    assert all(r.exc_info is None for r in errors), "a traceback was logged with the message"
+    assert not any(KEY in r.getMessage() for r in caught.records)
+
+
+def test_only_a_mossforge_error_loses_its_traceback_in_a_served_runs_log():
+    shorten = _ShortenOwnErrors()
+
+    def record(error):
+        try:
+            raise error
+        except BaseException:
+            return logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+
+    def wrapped_bug():
+        try:
+            raise KeyError("a bug")
+        except KeyError as bug:
+            error = MossforgeError("render failed in batch 3")
+            error.wrapper = True
+            error.__cause__ = bug
+            return error
+
+    own, bug, wrapper = record(StageFailedError("too many failed")), record(KeyError("x")), record(wrapped_bug())
+    assert all(shorten.filter(r) for r in (own, bug, wrapper))  # every record is kept
+    assert own.exc_info is None and bug.exc_info is not None and wrapper.exc_info is not None
 
 
 def test_preflight_names_unknown_model_unreachable_host_and_unset_key(tmp_path, monkeypatch):
