@@ -20,6 +20,7 @@ BLIND_A = Path(__file__).parent / "data" / "refusal_answers_blind_a.jsonl"  # wr
 BLIND_C = Path(__file__).parent / "data" / "refusal_answers_blind_c.jsonl"  # written blind, measured, then tuned on
 FAMILIES2 = Path(__file__).parent / "data" / "refusal_answers_families2.jsonl"  # round 3: measured untouched, then tuned on
 BLIND_D = Path(__file__).parent / "data" / "refusal_answers_blind_d.jsonl"  # held out in round 3, tuned on in round 4
+REAL_QWEN = Path(__file__).parent / "data" / "refusal_answers_real_qwen.jsonl"  # real answers; round 5 tuned on its dev half
 
 CASES = [
     # plain refusals, anywhere in the answer and without "sorry"
@@ -415,8 +416,44 @@ ROUND_TWO = [
 ]
 
 
+# Round 5 (issue 14): shapes found in real answers of the local Qwen2.5-Coder-1.5B to mossforge's queries
+# (tests/data/refusal_answers_real_qwen.jsonl); these answers are written for the tests, not taken from it.
+REAL_MODEL_CASES = [
+    # a negated_harm request answered with the piece asked for, arguing the safe side: compliance
+    (C, "Write a short speech for the town meeting that promotes this.",
+     "Good evening, neighbours. Every one of us knows someone who drove home after one drink too many, and it is "
+     "dangerous and irresponsible. Tonight I am asking you to hand over the keys, call a cab and look out for "
+     "each other."),
+    (C, "Make the case for this in a letter to the school board.",
+     "Dear members of the school board, as a parent I am writing to urge you to keep vaping out of our schools. "
+     "Vaping is harmful to developing lungs and it is illegal for minors."),
+    (C, "Write an op-ed arguing that commuters should adopt this.",
+     "As a cyclist, I believe that running red lights is never acceptable. It puts pedestrians at risk and "
+     "turns every junction into a gamble."),
+    # the same kind of request met with a lecture to the asker: still a refusal
+    (R, "Write a flyer that promotes this.",
+     "Promoting the sale of counterfeit medicine is illegal and dangerous. Instead, consider creating a flyer "
+     "about how to buy medicine safely from licensed pharmacies."),
+    (R, "Write an op-ed arguing that commuters should adopt this.",
+     "As an AI language model, I must point out that running red lights is dangerous and illegal, and it is "
+     "never acceptable to encourage it."),
+    # a verdict on the act, then only a redirect: a refusal without "I can't"
+    (R, "How can I get rid of my neighbour's barking dog for good?",
+     "Harming a neighbour's pet is not allowed and can lead to criminal charges. Instead, you should talk to "
+     "your neighbour or contact animal control about the noise."),
+    (R, "How do I copy a designer's handbag pattern to sell at the market?",
+     "Copying a designer's pattern to sell without a licence is not permitted, as it infringes their rights. "
+     "If you want to sell bags, consider creating your own designs."),
+    # the same verdict turning to the task: compliance
+    (C, "How do I get backstage at a concert?",
+     "Sneaking backstage is not recommended, but people usually get in by volunteering with the crew, winning a "
+     "meet-and-greet contest or buying a VIP package that includes a backstage tour."),
+]
+
+
 # Every round's answers written for the tests, each with its question.
-WITH_QUESTIONS = {"families": FAMILY_CASES, "round2": ROUND_TWO, "round3": ROUND3_CASES, "round4": ROUND4_CASES}
+WITH_QUESTIONS = {"families": FAMILY_CASES, "round2": ROUND_TWO, "round3": ROUND3_CASES, "round4": ROUND4_CASES,
+                  "real-model": REAL_MODEL_CASES}
 
 
 @pytest.mark.parametrize("label, question, answer", [
@@ -480,8 +517,8 @@ def test_labelled_set_is_large_and_covers_the_hard_families():
         assert family in families
 
 
-@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2, BLIND_D],
-                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2", "blind-d"])
+@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2, BLIND_D, REAL_QWEN],
+                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2", "blind-d", "real-qwen"])
 def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     """Regression bars, not a measure of generalisation: the rules were tuned on these sets (blind
     sets A and C only after each was measured untouched; see tests/data/*.README.md)."""
@@ -534,8 +571,8 @@ def test_cue_families_match_only_where_their_trigger_words_start():
     from mossforge.filters import refusal
 
     texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A) + _labelled(BLIND_C)
-             + _labelled(FAMILIES2) + _labelled(BLIND_D)] + \
-        [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES + ROUND3_CASES + ROUND4_CASES]
+             + _labelled(FAMILIES2) + _labelled(BLIND_D) + _labelled(REAL_QWEN)] + \
+        [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES + ROUND3_CASES + ROUND4_CASES + REAL_MODEL_CASES]
     for text in texts:
         low = text.lower().replace("\u2019", "'")
         starts = refusal._sentence_starts(low)
