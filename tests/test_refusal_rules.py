@@ -621,6 +621,29 @@ def test_classify_refusals_command_errors_name_the_problem(tmp_path):
     assert not (tmp_path / "answers-refusals.csv").exists()
 
 
+def test_classify_refusals_finds_the_answer_and_question_columns_and_says_which(tmp_path):
+    """Without --column / --question-column: the usual names are used, and said. The questions change
+    labels ("No, you should not." answers "Can I ...?"), so a file that has them is not labelled
+    without them because a flag was left out; --question-column "" leaves them out."""
+    from mossforge.cli.main import app
+
+    source = tmp_path / "answers.jsonl"
+    pl.DataFrame({"prompt": ["Can I mix bleach and ammonia to clean?"], "response": ["No, you should not."]}).write_ndjson(source)
+    runner = CliRunner()
+    result = runner.invoke(app, ["classify-refusals", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "answers: column 'response'; questions: column 'prompt'" in " ".join(result.output.split())
+    assert pl.read_ndjson(tmp_path / "answers-refusals.jsonl")["refusal_label"].to_list() == ["full_compliance"]
+    result = runner.invoke(app, ["classify-refusals", str(source), "--question-column", ""])
+    assert result.exit_code == 0 and "questions: none" in result.output
+    assert pl.read_ndjson(tmp_path / "answers-refusals.jsonl")["refusal_label"].to_list() == ["full_refusal"]
+
+    unnamed = tmp_path / "texts.csv"
+    pl.DataFrame({"id": [1], "text": ["No."]}).write_csv(unnamed)
+    result = runner.invoke(app, ["classify-refusals", str(unnamed)])
+    assert result.exit_code == 2 and "--column" in result.output and "columns: id, text" in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize("answer, label", [("4", "full_compliance"), ("B", "full_compliance"), (" 7 ", "full_compliance"),
                                            ("", "full_refusal"), ("  ", "full_refusal"), ("...", "full_refusal"),
                                            ("-", "full_refusal")])

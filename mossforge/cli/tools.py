@@ -101,15 +101,25 @@ def dedup(
         console.print(table)
 
 
+ANSWER_COLUMNS = ("answer", "response", "completion", "output")
+QUESTION_COLUMNS = ("question", "prompt")
+
+
+def _first_present(columns: list[str], names: tuple[str, ...]) -> str | None:
+    return next((name for name in names if name in columns), None)
+
+
 def classify_refusals(
     file: Path = typer.Argument(..., help="Model answers (.csv, .jsonl or .parquet)."),
-    column: str = typer.Option(..., "--column", help="The column holding the answers."),
+    column: str | None = typer.Option(None, "--column", help="The column holding the answers (default: the "
+                                      f"first of {', '.join(ANSWER_COLUMNS)} the file has)."),
     mode: Classifier = typer.Option("rules", "--mode", "-m", help="rules (offline, instant), judge (an LLM "
                                     "labels every answer) or rules_then_judge (the judge only where the rules are unsure)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output file (.csv, .jsonl or .parquet; "
                                        "default: FILE's name with -refusals added)."),
     question_column: str | None = typer.Option(None, "--question-column", help="The questions: read by the rules (a plain \"No.\" answers a yes/no question) and shown "
-                                                  "to the judge (judge modes)."),
+                                                  f"to the judge (judge modes). Default: the first of {', '.join(QUESTION_COLUMNS)} "
+                                                  "the file has; \"\" for none."),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML config whose "
                                           "\\[target_check.judge] and \\[endpoints] name the judge (judge modes)."),
     explain: bool = typer.Option(False, "--explain", help="Also add refusal_rule: the rule or classifier that decided."),
@@ -122,9 +132,18 @@ def classify_refusals(
     out = out or file.with_name(f"{file.stem}-refusals{file.suffix}")
     check_table_suffix("--out", out)
     frame = read_table(file)
-    for name, flag in ((column, "--column"), (question_column, "--question-column")):
+    for name, flag in ((column, "--column"), (question_column or None, "--question-column")):
         if name is not None and name not in frame.columns:
             raise InputError(f"{flag}: {file} has no column {name!r} (columns: {', '.join(frame.columns)})")
+    column = column or _first_present(frame.columns, ANSWER_COLUMNS)
+    if column is None:
+        raise InputError(f"{file}: which column holds the answers? Name it with --column (columns: "
+                         f"{', '.join(frame.columns)})")
+    # the rules read the question where the label depends on it ("No." to "Can I ...?"); a file that has
+    # them should not be labelled without them because a flag was left out
+    question_column = _first_present(frame.columns, QUESTION_COLUMNS) if question_column is None else question_column or None
+    console.print(f"answers: column {column!r}; questions: "
+                  + (f"column {question_column!r}" if question_column else "none"), highlight=False)
     answers = [None if a is None else str(a) for a in frame[column].to_list()]
 
     if mode == "rules":
