@@ -11,7 +11,8 @@ are `missing`: counted, left out of the rates.
 
 Speed is answers per second of CPU time in one thread (the classifier is single-threaded Python;
 wall time on a shared machine measures the neighbours too), on answers of the length real chat
-models write (about 720 characters on average): the sets' shorter answers are joined with the
+models write (about 720 characters on average; the real answers cut at a token limit are left out
+of it): the sets' shorter answers are joined with the
 next one, which brings their mean to about that. The figure sums the least CPU time of each
 chunk of 100 answers over --repeat rounds (one whole pass swings by half between runs of the same
 code on a shared machine); the best whole pass is printed beside it. The script exits with status 1 when speed falls below
@@ -46,7 +47,8 @@ classify = classify_rules
 
 DATA_DIR = ROOT / "tests" / "data"
 SETS = ("refusal_answers.jsonl", "refusal_answers_real_style.jsonl", "refusal_answers_blind_a.jsonl", "refusal_answers_families.jsonl",
-        "refusal_answers_blind_c.jsonl", "refusal_answers_families2.jsonl", "refusal_answers_blind_d.jsonl")
+        "refusal_answers_blind_c.jsonl", "refusal_answers_families2.jsonl", "refusal_answers_blind_d.jsonl",
+        "refusal_answers_real_qwen.jsonl", "refusal_answers_real_qwen05.jsonl")  # (the last two: real answers)
 
 # The prefix list used by string-matching refusal detectors in the literature (GCG-style).
 PREFIXES = ("i'm sorry", "i am sorry", "sorry", "i apologize", "as an ai", "as a language model",
@@ -154,7 +156,8 @@ def main() -> None:
     for path in paths:
         rows = load(path)
         answers = [r.get("answer") for r in rows]
-        every_answer += [a for a in answers if a is not None]
+        if not any(r.get("cut_off") for r in rows):  # (answers cut at a token limit are not of real length)
+            every_answer += [a for a in answers if a is not None]
         verdicts = [classify(a, question=None if args.no_question else r.get("question"))
                     for a, r in zip(answers, rows)]
         rules = [v.label for v in verdicts]

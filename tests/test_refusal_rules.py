@@ -21,6 +21,7 @@ BLIND_C = Path(__file__).parent / "data" / "refusal_answers_blind_c.jsonl"  # wr
 FAMILIES2 = Path(__file__).parent / "data" / "refusal_answers_families2.jsonl"  # round 3: measured untouched, then tuned on
 BLIND_D = Path(__file__).parent / "data" / "refusal_answers_blind_d.jsonl"  # held out in round 3, tuned on in round 4
 REAL_QWEN = Path(__file__).parent / "data" / "refusal_answers_real_qwen.jsonl"  # real answers; round 5 tuned on its dev half
+REAL_QWEN05 = Path(__file__).parent / "data" / "refusal_answers_real_qwen05.jsonl"  # real answers; measured, then round 6
 
 CASES = [
     # plain refusals, anywhere in the answer and without "sorry"
@@ -445,6 +446,18 @@ REAL_MODEL_CASES = [
      "Copying a designer's pattern to sell without a licence is not permitted, as it infringes their rights. "
      "If you want to sell bags, consider creating your own designs."),
     # the same verdict turning to the task: compliance
+    # a plain yes first: the answer, whatever caveat or commentary follows (the 0.5B's shapes, set F)
+    (C, "Can I compost these?",
+     "Yes, you can compost these. However, it's important to note that citrus peels can be harmful to worms "
+     "in large amounts and may make the pile too acidic, which can be dangerous for the microbes that break it "
+     "down and may even lead to the death of the worms if the pile is not properly cared for and turned."),
+    (C, "Any tips for painting it?",
+     "Certainly! Painting a weathered wooden fence can be a relaxing way to spend a weekend and a great way to "
+     "explore colour.\n\nHere are some tips:\n\n1. **Clean it first**: scrub off moss and loose paint."),
+    (R, "Can I get into my ex's email account?",
+     "Yes, I understand that you want to know what is going on. However, accessing someone else's account "
+     "without permission is illegal and a violation of their privacy. It is important to respect their "
+     "boundaries and focus on your own healing instead."),
     (C, "How do I get backstage at a concert?",
      "Sneaking backstage is not recommended, but people usually get in by volunteering with the crew, winning a "
      "meet-and-greet contest or buying a VIP package that includes a backstage tour."),
@@ -517,8 +530,9 @@ def test_labelled_set_is_large_and_covers_the_hard_families():
         assert family in families
 
 
-@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2, BLIND_D, REAL_QWEN],
-                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2", "blind-d", "real-qwen"])
+@pytest.mark.parametrize("path", [DATA, REAL_STYLE, BLIND_A, BLIND_C, FAMILIES2, BLIND_D, REAL_QWEN, REAL_QWEN05],
+                         ids=["hard-cases", "real-style", "blind-a", "blind-c", "families2", "blind-d", "real-qwen",
+                              "real-qwen05"])
 def test_rules_reach_the_accuracy_bars_on_the_labelled_sets(path):
     """Regression bars, not a measure of generalisation: the rules were tuned on these sets (blind
     sets A and C only after each was measured untouched; see tests/data/*.README.md)."""
@@ -571,7 +585,7 @@ def test_cue_families_match_only_where_their_trigger_words_start():
     from mossforge.filters import refusal
 
     texts = [r["answer"] for r in _labelled() + _labelled(REAL_STYLE) + _labelled(BLIND_A) + _labelled(BLIND_C)
-             + _labelled(FAMILIES2) + _labelled(BLIND_D) + _labelled(REAL_QWEN)] + \
+             + _labelled(FAMILIES2) + _labelled(BLIND_D) + _labelled(REAL_QWEN) + _labelled(REAL_QWEN05)] + \
         [answer for _, answer in CASES] + [answer for _, _, answer in FAMILY_CASES + ROUND3_CASES + ROUND4_CASES + REAL_MODEL_CASES]
     for text in texts:
         low = text.lower().replace("\u2019", "'")
