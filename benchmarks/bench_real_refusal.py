@@ -7,6 +7,8 @@ to its port, all servers at once).
 
     .venv/bin/python benchmarks/bench_real_refusal.py --version outputs/mossforge-offline/<id>
     .venv/bin/python benchmarks/bench_real_refusal.py --per-type 100    # builds an offline version first
+    .venv/bin/python benchmarks/bench_real_refusal.py --model qwen2.5-coder-0.5b-instruct-q4_k_m \
+        --version <folder> --answers answers.jsonl    # the 0.5B; every answer kept, unlabelled, for raters
 
 Needs `bash scripts/bootstrap.sh local` (or test). Slow on purpose: each answer takes seconds on a CPU.
 The model-call cache is a fresh folder, so every call is made.
@@ -79,6 +81,11 @@ def main() -> None:
     parser.add_argument("--throughput-sample", type=int, default=8, help="prompts per server for the throughput check")
     parser.add_argument("--throughput-only", action="store_true", help="skip the refusal measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_refusal.json")
+    parser.add_argument("--model", choices=sorted(local_model.MODELS), default=local_model.DEFAULT_MODEL,
+                        help="the pinned local model that answers")
+    parser.add_argument("--answers", type=Path, help="also write every answer, unlabelled, as JSON lines (id, kind, "
+                        "stimulus_type, question, image_description, answer, cut_off): the form the real labelled "
+                        "sets in tests/data were given to their raters in")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-real-refusal-"))
@@ -91,14 +98,14 @@ def main() -> None:
                 per_type[item.stimulus_type] += 1
                 items.append(item)
     port = local_model.free_port()
-    alias = "qwen2.5-coder-1.5b-instruct"
+    alias = args.model.removesuffix("-q4_k_m")  # the model name the server answers to
     params = {"temperature": 0, "max_tokens": args.max_tokens}
     cfg = config_from_dict({
         "endpoints": {"local": {"base_url": f"http://127.0.0.1:{port}/v1", "model": alias,
                                 "max_concurrency": args.servers, "timeout_s": 600, "max_retries": 1}},
-        "local_models": {"local": {"model": local_model.DEFAULT_MODEL, "servers": args.servers,
+        "local_models": {"local": {"model": args.model, "servers": args.servers,
                                    "threads": args.threads}},
-        "targets": [{"name": "qwen2.5-coder-1.5b", "endpoint": "local", "image_as_text": True, "params": params}],
+        "targets": [{"name": alias, "endpoint": "local", "image_as_text": True, "params": params}],
         "run": {"out_dir": str(work / "outputs")}, "cache": {"dir": str(work / "cache")},
     })
     target = cfg.targets[0]
@@ -150,7 +157,7 @@ def main() -> None:
         rows.append({"split": split, "stimulus_type": stimulus_type, "n": len(refused), "refused": sum(refused),
                      "rate": round(sum(refused) / len(refused), 3), "ci95": [round(low, 3), round(high, 3)]})
     report = {
-        "model": local_model.MODELS[local_model.DEFAULT_MODEL].record(), "version": str(version),
+        "model": local_model.MODELS[args.model].record(), "version": str(version),
         "servers": args.servers, "threads": args.threads, "max_tokens": args.max_tokens,
         "image": "text only ([Image: description] question)", "classifier": "rules",
         "errors": sum(r.label in ("error", "unparsed") for r in results),
@@ -160,6 +167,15 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
+    if args.answers:
+        with args.answers.open("w", encoding="utf-8") as out:
+            for n, (item, result) in enumerate(zip(items, results)):
+                if result.label == "error":
+                    continue
+                out.write(json.dumps({"id": f"{alias}-{n:04d}", "kind": item.split, "stimulus_type": item.stimulus_type,
+                                      "question": item.question, "image_description": item.description,
+                                      "answer": result.answer, "cut_off": result.finish_reason == "length"},
+                                     ensure_ascii=False) + "\n")
     print("split     stimulus type                      n  refused  rate   95% CI")
     for row in rows:
         print(f"{row['split']:<9} {row['stimulus_type']:<33} {row['n']:>3} {row['refused']:>7}  {row['rate']:.2f}  "
