@@ -129,7 +129,8 @@ class Run:
                         results[i] = result
                 return results
 
-        results = self.timed(step.funnel_row, run, total)
+        # A refine round's batches are the refine row's work (its clock and bar), not a second pass of the row
+        results = run() if prefix else self.timed(step.funnel_row, run, total)
         self.stats.setdefault(step.name, []).extend(r.stats for r in results if r.report.ran)
         report = merge_reports(step.funnel_row, (r.report for r in results))
         # Read now: a refine round runs the same stages again before this row is closed.
@@ -151,8 +152,9 @@ class Run:
         dropped: list[str] = []
         dropped_by: dict[str, list[str]] = {}
         rows: dict[str, list[tuple[str, StageReport]]] = {}
+        closed: dict[str, StageReport] = {}
         params = {**(params or {}), **({"round": round} if round else {})}
-        for step in steps:
+        for n, step in enumerate(steps):
             if getattr(step, "routes_through", None):  # a loop stage (refine): rounds of its own
                 paths, gone, report = self.refine(step, paths, dropped_by.get(step.refines, []))
             else:
@@ -160,7 +162,9 @@ class Run:
             dropped += gone
             dropped_by[step.name] = gone
             rows.setdefault(step.funnel_row, []).append((step.name, report))
-        return list(paths), dropped, [self.close(row, parts) for row, parts in rows.items()]
+            if n + 1 == len(steps) or steps[n + 1].funnel_row != step.funnel_row:  # the row is complete
+                closed[step.funnel_row] = self.close(step.funnel_row, rows[step.funnel_row], main=not round)
+        return list(paths), dropped, list(closed.values())
 
     def refine(self, step, kept: list[str], near_misses: list[str]) -> tuple[list[str], list[str], StageReport]:
         """The refinement loop: each round, `step` proposes variants of what its `refines` stage
@@ -174,6 +178,7 @@ class Run:
         if step.not_run_reason(cfg) is not None:
             return kept, [], StageReport(step.funnel_row, False, entered, entered, note=step.not_run_reason(cfg))
         settings = cfg.refine
+        progress.event("stage_start", stage=step.funnel_row, total=None)  # (its rounds advance its bar)
         started = time.perf_counter()
         kept, dropped, parents = list(kept), [], list(near_misses)
         checked = kept + parents  # every record the target check saw (for the yield and transfer figures)
@@ -230,12 +235,14 @@ class Run:
         report.cached = self.refined["cached"]
         return kept, dropped, report
 
-    def close(self, row: str, parts: list[tuple[str, StageReport]]) -> StageReport:
-        """The funnel row of `parts` (stage name, report) run one after the other."""
+    def close(self, row: str, parts: list[tuple[str, StageReport]], main: bool = True) -> StageReport:
+        """The funnel row of `parts` (stage name, report) run one after the other; for the main pass
+        (not a refine round's), on the row's clock, and its bar stops."""
         report = chain_reports(row, [r for _, r in parts]) if len(parts) > 1 else parts[0][1]
-        report.seconds = self.timings.get(row, report.seconds)
-        progress.event("stage_done", stage=row, status=report.status, seconds=report.seconds,
-                       entered=report.entered, kept=report.kept)
+        if main:
+            report.seconds = self.timings.get(row, report.seconds)
+            progress.event("stage_done", stage=row, status=report.status, seconds=report.seconds,
+                           entered=report.entered, kept=report.kept)
         return report
 
     def top_up(self) -> tuple[list[str], list[str], list[StageReport], dict[str, int]]:

@@ -104,8 +104,9 @@ class StageContext:
     """What `Stage.process` gets besides the records: the run's settings, and where to count."""
 
     def __init__(self, config: Config, run_dir: Path, batch: str, image_root: str | None = None,
-                 params: dict | None = None) -> None:
+                 params: dict | None = None, row: str | None = None) -> None:
         self.config = config
+        self.row = row  # the funnel row whose progress bar this call advances
         self.run_dir = Path(run_dir)
         self.batch = batch
         self.image_root = image_root
@@ -136,6 +137,11 @@ class StageContext:
         """The stage's own check did not run (the row says not_run, with `reason`), though the
         records still went through `process` (e.g. dedup off still applies the per-type quota)."""
         self.not_run = reason
+
+    def advance(self, n: int) -> None:
+        """Move the progress bar by `n` records: the stage's own bar, or in a refine round (whose
+        batches re-run stages the main pass already finished) the refine bar."""
+        progress.advance(progress_row(self.row, self.params), n)
 
     def image_store(self):
         from mossforge.images import ImageStore
@@ -307,6 +313,14 @@ def dropped_path(run_dir: Path, stage: str, batch: str) -> Path:
 # --- the runner -------------------------------------------------------------------------------
 
 
+REFINE_ROW = "refine"
+
+
+def progress_row(row: str | None, params: dict | None) -> str | None:
+    """The bar a call advances: its row's, or the refine bar for a call of a refine round."""
+    return REFINE_ROW if (params or {}).get("round") else row
+
+
 def run_stage(stage: Stage, config: Config, in_paths: Sequence[str | Path], run_dir: Path, batch: str,
               image_root: str | None = None, params: dict | None = None) -> StageResult:
     """Run `stage` over one batch (`scope = "batch"`) or the whole set (`"all"`): read, time,
@@ -316,12 +330,12 @@ def run_stage(stage: Stage, config: Config, in_paths: Sequence[str | Path], run_
     if reason is not None:
         count = count_rows(in_paths)
         if not stage.own_progress:
-            progress.advance(row, count)
+            progress.advance(progress_row(row, params), count)
         return StageResult([str(p) for p in in_paths], [], StageReport(row, False, count, count, note=reason))
 
     started = time.perf_counter()
     records = stage.read(in_paths)
-    ctx = StageContext(config, run_dir, batch, image_root, params)
+    ctx = StageContext(config, run_dir, batch, image_root, params, row)
     kept: list = []
     dropped: list = []
     reasons: Counter[str] = Counter()
@@ -339,7 +353,7 @@ def run_stage(stage: Stage, config: Config, in_paths: Sequence[str | Path], run_
     gone = [str(write_records(dropped, dropped_path(run_dir, stage.name, batch)))] if dropped else []
     entered = len(records) if ctx.entered is None else ctx.entered
     if not stage.own_progress:
-        progress.advance(row, len(records))
+        ctx.advance(len(records))
     report = StageReport(row, ctx.not_run is None, entered, len(kept), dropped=dict(sorted(reasons.items())),
                          seconds=round(time.perf_counter() - started, 3),
                          note="; ".join(([ctx.not_run] if ctx.not_run else []) + ctx.notes),

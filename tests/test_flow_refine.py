@@ -10,6 +10,7 @@ from openai_server import ok, serve
 from test_flow import small_config
 from test_judges import JudgeScript, answer
 
+from mossforge import progress
 from mossforge.flows.build import build_dataset
 
 pytestmark = pytest.mark.slow
@@ -53,9 +54,15 @@ def judge(question):  # benign for what the seed bank planned, harmful for every
 def test_refinement_keeps_refused_variants_with_lineage_and_a_rerun_makes_no_call(prefect_harness, tmp_path):
     import datasets
 
+    advanced: list[tuple[str, int]] = []
+    events: list[tuple[str, str | None]] = []
     with serve(script=script) as server:
         config = refine_config(tmp_path, server)
-        summary = build_dataset(config=config)
+        progress.install(lambda row, n: advanced.append((row, n)), lambda kind, **info: events.append((kind, info.get("stage"))))
+        try:
+            summary = build_dataset(config=config)
+        finally:
+            progress.install(None)
         calls = len(server.requests)
         again = build_dataset(config=config)
         assert len(server.requests) == calls  # everything cached: no call at all
@@ -67,6 +74,14 @@ def test_refinement_keeps_refused_variants_with_lineage_and_a_rerun_makes_no_cal
     assert {r["stage"]: r["status"] for r in again["funnel"] if r["stage"] in ran} == dict.fromkeys(ran, "cached")
     funnel = {row["stage"]: row for row in summary["funnel"]}
     refine = summary["refine"]
+    # The rounds' batches (variants rendered and asked) move the refine bar, not the main pass's: its rows
+    # are done (bars stopped, seconds taken) before the first round, and count the main pass only
+    started = events.index(("stage_start", "refine"))
+    assert {("stage_done", "render"), ("stage_done", "target_check")} <= set(events[:started])
+    assert not [e for e in events[started:] if e[1] in ("render", "target_check")]
+    assert sum(n for row, n in advanced if row == "render") == funnel["render"]["entered"]
+    assert sum(n for row, n in advanced if row == "target_check") == funnel["target_check"]["entered"]
+    assert sum(n for row, n in advanced if row == "refine") > 0
     assert funnel["refine"]["status"] == "ran"
     assert funnel["refine"]["entered"] == funnel["target_check"]["kept"]
     added = sum(r["kept"] for r in refine["rounds"])

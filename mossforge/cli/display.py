@@ -21,6 +21,8 @@ def shown_stages(cfg: Config) -> list[str]:
     names.append("render")
     if cfg.targets:
         names.append("target_check")
+        if cfg.refine.enabled:
+            names.append("refine")  # its rounds' batches (variants rendered and asked) move this bar
     if cfg.judges:
         names.append("consensus_label")
     return names

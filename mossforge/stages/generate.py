@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mossforge import code_version, progress
+from mossforge import code_version
 from mossforge.config import Config
 from mossforge.run_state import model_client
 from mossforge.stage import Keep, Stage, StageContext
@@ -57,6 +57,6 @@ class GenerateStage(Stage):
             records = [bank.generate(slot, seed=config.plan.seed, config_hash=config_hash, code_version=version)
                        for slot in slots]
             ctx.note("seed bank")
-        progress.advance("generate", len(slots))
+        ctx.advance(len(slots))
         for record in records:
             yield Keep(record)

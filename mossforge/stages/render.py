@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mossforge import progress
 from mossforge.config import Config, ConfigError
 from mossforge.run_state import model_client
 from mossforge.stage import Drop, Keep, Stage, StageContext
@@ -69,7 +68,7 @@ class RenderStage(Stage):
         config = ctx.config
         OfflineRenderer(size=config.render.size)  # a bad size fails here, with its message
         refs = render_offline(records, config.render.size, ctx.image_root, config.run.cpu_workers,
-                              done=lambda n: progress.advance("render", n))  # over every core
+                              done=ctx.advance)  # over every core
         for record, (image, contrast) in zip(records, refs):
             record.image, record.contrast.image = image, contrast
             record.flags.synthetic = True
@@ -85,7 +84,7 @@ class RenderStage(Stage):
         template = (config.render.diffusion if config.render.renderer == "diffusion"
                     else config.render.image_api).prompt_template
         outcome = render_candidates(records, ctx.image_store(), provider, prompt_template=template)
-        progress.advance("render", len(records))
+        ctx.advance(len(records))
         ctx.count("rendered", outcome.rendered)
         ctx.count("render_cache_hits", outcome.cache_hits)
         for name, n in outcome.provider_stats.items():
