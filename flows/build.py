@@ -38,9 +38,11 @@ from mossforge.stage import (
     chain_reports,
     count_rows,
     files_intact,
+    in_refine_round,
     merge_reports,
     read_records,
     rebatch,
+    refine_prefix,
     run_stage,
 )
 from mossforge.stages.dedup import survived
@@ -130,7 +132,7 @@ class Run:
                 return results
 
         # A refine round's batches are the refine row's work (its clock and bar), not a second pass of the row
-        results = run() if prefix else self.timed(step.funnel_row, run, total)
+        results = run() if in_refine_round(prefix) else self.timed(step.funnel_row, run, total)
         self.stats.setdefault(step.name, []).extend(r.stats for r in results if r.report.ran)
         report = merge_reports(step.funnel_row, (r.report for r in results))
         # Read now: a refine round runs the same stages again before this row is closed.
@@ -143,7 +145,7 @@ class Run:
         `round` (its batches are named `r<round>-...`; round 0: the main pass). Returns the kept
         paths, the dropped paths and one funnel row per row name (stages that share a row are
         chained), each marked cached when every task of it came from Prefect's cache."""
-        prefix = f"r{round}-" if round else ""
+        prefix = refine_prefix(round) if round else ""
         steps = [s for s in stages.PIPELINE if s.name in set(names)]
         unknown = set(names) - {s.name for s in steps}
         if unknown:
@@ -193,7 +195,7 @@ class Run:
                     "calls_left": max(0, settings.max_calls - calls)}
             if settings.max_seconds:
                 left["seconds_left"] = max(0.0, settings.max_seconds - (time.perf_counter() - started))
-            children, _, report = self.stage(step, parents, f"r{round_}-", left)
+            children, _, report = self.stage(step, parents, refine_prefix(round_), left)
             cached.append(report.cached)
             counters.update(report.details)
             stats = self.stats.get(step.name, [])[-1] if self.stats.get(step.name) else {}

@@ -208,22 +208,22 @@ def hide_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) 
     if debug_enabled():
         return
     _OWN_ERROR_NAMES = tuple(f"{cls.__name__}(" for cls in _subclasses(MossforgeError))
-    for name in loggers:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _HideOwnErrors) for f in logger.filters):
-            logger.addFilter(_HideOwnErrors())
+    _add_filter(_HideOwnErrors, loggers)
 
 
 def shorten_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) -> None:
     """For a run no CLI reports (a served run): a mossforge error is logged as its one-line
     message, in the terminal and in the UI's logs, without Prefect's traceback (unless
     MOSSFORGE_DEBUG)."""
-    if debug_enabled():
-        return
+    if not debug_enabled():
+        _add_filter(_ShortenOwnErrors, loggers)
+
+
+def _add_filter(kind: type[logging.Filter], loggers) -> None:
     for name in loggers:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _ShortenOwnErrors) for f in logger.filters):
-            logger.addFilter(_ShortenOwnErrors())
+        if not any(isinstance(f, kind) for f in logger.filters):  # once per process
+            logger.addFilter(kind())
 
 
 def _subclasses(cls):

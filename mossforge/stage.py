@@ -16,6 +16,7 @@ no Prefect here (flows/build.py turns each (stage, batch) into a cached Prefect 
 from __future__ import annotations
 
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -141,7 +142,7 @@ class StageContext:
     def advance(self, n: int) -> None:
         """Move the progress bar by `n` records: the stage's own bar, or in a refine round (whose
         batches re-run stages the main pass already finished) the refine bar."""
-        progress.advance(progress_row(self.row, self.params), n)
+        progress.advance(progress_row(self.row, self.batch), n)
 
     def image_store(self):
         from mossforge.images import ImageStore
@@ -316,9 +317,20 @@ def dropped_path(run_dir: Path, stage: str, batch: str) -> Path:
 REFINE_ROW = "refine"
 
 
-def progress_row(row: str | None, params: dict | None) -> str | None:
-    """The bar a call advances: its row's, or the refine bar for a call of a refine round."""
-    return REFINE_ROW if (params or {}).get("round") else row
+def refine_prefix(round: int) -> str:
+    """The start of the batch names of refine round `round` (its files and tasks): `r1-0`, `r1-all`."""
+    return f"r{round}-"
+
+
+def in_refine_round(batch: str) -> bool:
+    """Whether `batch` (a batch name or prefix) belongs to a refine round (not the main pass, nor a
+    top-up round's `t1-...`)."""
+    return re.match(r"r\d+-", batch) is not None
+
+
+def progress_row(row: str | None, batch: str) -> str | None:
+    """The bar a call advances: its row's, or the refine bar for a batch of a refine round."""
+    return REFINE_ROW if in_refine_round(batch) else row
 
 
 def run_stage(stage: Stage, config: Config, in_paths: Sequence[str | Path], run_dir: Path, batch: str,
@@ -330,7 +342,7 @@ def run_stage(stage: Stage, config: Config, in_paths: Sequence[str | Path], run_
     if reason is not None:
         count = count_rows(in_paths)
         if not stage.own_progress:
-            progress.advance(progress_row(row, params), count)
+            progress.advance(progress_row(row, batch), count)
         return StageResult([str(p) for p in in_paths], [], StageReport(row, False, count, count, note=reason))
 
     started = time.perf_counter()

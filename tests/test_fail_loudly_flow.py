@@ -63,9 +63,20 @@ def test_per_type_300_publishes_300_distinct_questions_of_each_type(prefect_harn
     """Dedup removes near-duplicates (on main, 258 / 276 / 297 survived); the plan is topped up."""
     import pyarrow.parquet as pq
 
-    summary = build_dataset(config=load_config(overrides={
-        "plan.per_type": 300, "dataset.name": "full", "render.size": 64,
-        "run.out_dir": str(tmp_path / "out"), "run.work_dir": str(tmp_path / "work")}).model_dump(mode="json"))
+    from mossforge import progress
+
+    advanced: list[tuple[str, int]] = []
+    progress.install(lambda row, n: advanced.append((row, n)))
+    try:
+        summary = build_dataset(config=load_config(overrides={
+            "plan.per_type": 300, "dataset.name": "full", "render.size": 64,
+            "run.out_dir": str(tmp_path / "out"), "run.work_dir": str(tmp_path / "work")}).model_dump(mode="json"))
+    finally:
+        progress.install(None)
+    # the top-up rounds (batches t1-...) are the main pass's work, on its bars (not a refine round's)
+    generate = next(row for row in summary["funnel"] if row["stage"] == "generate")
+    assert generate["entered"] > 900 and sum(n for row, n in advanced if row == "generate") == generate["entered"]
+    assert not [row for row, _ in advanced if row == "refine"]
     assert summary["counts"]["by_type"] == {t: 300 for t in ("counterintuitive_interpretation", "exaggerated_risk",
                                                              "negated_harm")}
     assert not summary["shortfall"]

@@ -158,8 +158,6 @@ def test_cancel_stops_a_render_at_once_and_later_ones_too(candidate_factory, tmp
         render_offline(records[:2], 64, str(tmp_path / "after"), workers=1)
 
 
-
-
 def test_a_pool_cancelled_before_its_first_card_lets_the_process_exit(candidate_factory, tmp_path):
     """Its workers start at once; a pool shut down before any card was sent to it never told them
     to leave, and the process waited for them at exit for ever (pytest did, in CI)."""
@@ -174,6 +172,7 @@ def test_a_pool_cancelled_before_its_first_card_lets_the_process_exit(candidate_
                        "    timer.daemon = True\n"
                        "    timer.start()\n")
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+
 
 def test_a_render_starting_as_the_run_is_cancelled_is_interrupted_not_an_error(candidate_factory, tmp_path, monkeypatch):
     """A render task that took the pool just before `cancel` shut it down (a served run cancelled

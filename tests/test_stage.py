@@ -152,3 +152,11 @@ def test_files_intact_needs_the_batches_and_every_image_they_name(tmp_path, batc
     (images / contrasts[0]).unlink()  # a contrast image is as needed as the query image
     assert not files_intact(rendered, images)
     assert not files_intact([*batches, str(tmp_path / "gone.parquet")], None)
+
+
+def test_refine_round_batches_are_told_from_the_main_pass_and_top_up_rounds():
+    from mossforge.stage import in_refine_round, progress_row, refine_prefix
+
+    assert in_refine_round(refine_prefix(1)) and in_refine_round(refine_prefix(12) + "all")
+    assert not in_refine_round("t1-0") and not in_refine_round("00003") and not in_refine_round("")
+    assert progress_row("render", refine_prefix(2) + "0") == "refine" and progress_row("render", "t2-0") == "render"
