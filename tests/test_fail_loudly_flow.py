@@ -66,7 +66,9 @@ def test_per_type_300_publishes_300_distinct_questions_of_each_type(prefect_harn
     from mossforge import progress
 
     advanced: list[tuple[str, int]] = []
-    progress.install(lambda row, n: advanced.append((row, n)))
+    started: list[str] = []
+    progress.install(lambda row, n: advanced.append((row, n)),
+                     lambda kind, **info: started.append(info["stage"]) if kind == "stage_start" else None)
     try:
         summary = build_dataset(config=load_config(overrides={
             "plan.per_type": 300, "dataset.name": "full", "render.size": 64,
@@ -77,6 +79,7 @@ def test_per_type_300_publishes_300_distinct_questions_of_each_type(prefect_harn
     generate = next(row for row in summary["funnel"] if row["stage"] == "generate")
     assert generate["entered"] > 900 and sum(n for row, n in advanced if row == "generate") == generate["entered"]
     assert not [row for row, _ in advanced if row == "refine"]
+    assert started.count("generate") >= 2  # each top-up round is on generate's clock too
     assert summary["counts"]["by_type"] == {t: 300 for t in ("counterintuitive_interpretation", "exaggerated_risk",
                                                              "negated_harm")}
     assert not summary["shortfall"]
