@@ -222,7 +222,22 @@ def _start(on_start, timeout: float) -> ServerInfo:
                           f"its log is {log_path}. Run with --temporary-server (or set "
                           f"{OPT_OUT_ENV}=temporary) to use a temporary server instead")
     _warm(api)
+    _install_crash_detection(info)
     return info
+
+
+def _install_crash_detection(info: ServerInfo) -> None:
+    """Runs killed without a word are marked Crashed on this server (flows/crash_detection.py). A
+    server that will not take the automation still serves runs: its log says so, and `mossforge
+    server status` shows crash detection as off."""
+    from mossforge.flows import crash_detection
+
+    try:
+        crash_detection.install(info.api_url)
+    except Exception as error:  # (the server answers /health; this is a safety net, not the run)
+        with open(info.log, "a", encoding="utf-8") as log:
+            log.write(f"mossforge: could not install the automation {crash_detection.NAME!r}: "
+                      f"{type(error).__name__}: {error}\n")
 
 
 def _warm(api_url: str) -> None:
@@ -282,13 +297,18 @@ class Selection:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        """Prefect pointed at this server for the duration (nothing to change unless managed)."""
+        """Prefect pointed at this server for the duration (nothing to change unless managed). On
+        the managed server, runs (served ones too: the runner passes its settings on) send the
+        heartbeat its crash detection watches (flows/crash_detection.py)."""
         if self.kind != "managed":
             yield
             return
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+        from mossforge.flows.crash_detection import HEARTBEAT_S
+
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url,
+                                         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_S}):
             yield
 
 

@@ -252,3 +252,85 @@ def test_sigterm_while_serve_starts_the_server_stops_it_with_143(state, tmp_path
         if info:
             state["started"].append(info.pid)
     assert "stopped by SIGTERM before serving began" in err and "Traceback" not in err
+
+
+def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(state, tmp_path):
+    """kill -9 (the OOM killer, `docker stop` past its grace) gives Prefect no chance to record the
+    end: the run showed "Running" for ever. The managed server's automation marks it Crashed once its
+    heartbeats stop; a live run, sending them, is left alone (flows/crash_detection.py)."""
+    from openai_server import hang, serve
+
+    from mossforge.flows import crash_detection
+
+    info = server.ensure_running()
+    state["started"].append(info.pid)
+    found = crash_detection.installed(info.api_url)
+    assert found is not None and found.trigger.within.total_seconds() == crash_detection.SILENT_AFTER_S
+    assert found.actions[0].state.value == "CRASHED" and found.trigger.posture == "Proactive"
+    for command in ("start", "status"):  # start installs it again (a server of an older mossforge): still one
+        said = subprocess.run([sys.executable, "-m", "mossforge.cli", "server", command], env=state["env"],
+                              capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert said.returncode == 0 and said.stdout.strip() == info.ui_url, said.stderr
+        assert "crash detection: on (a build run that sends no heartbeat for 120 s is marked Crashed" in said.stderr
+    assert len(httpx.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
+
+    # A shorter window than the default 120 s, so that the test takes one minute, not three; the
+    # heartbeat stays what runs send (every 30 s), so a live run must outlast a window unharmed.
+    window = 40
+    crash_detection.install(info.api_url, within_s=window)
+    assert len(httpx.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
+
+    def flow_run(run_id: str) -> dict:
+        return httpx.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
+
+    def heartbeats(run_id: str) -> list[float]:
+        events = httpx.post(f"{info.api_url}/events/filter", timeout=10, json={"filter": {
+            "event": {"prefix": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{run_id}"]}}}).json()["events"]
+        return sorted(_epoch(e["occurred"]) for e in events)
+
+    def wait_for(check, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while not (result := check()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.5)
+        return result
+
+    config = tmp_path / "hanging.toml"
+    with serve(script=lambda request: hang(600)) as model:  # the target check waits: the run stays alive
+        config.write_text(f'[dataset]\nname = "zombie"\n[plan]\nper_type = 2\n[dedup]\nenabled = false\n'
+                          f'[render]\nsize = 64\n[run]\nout_dir = "{tmp_path / "out"}"\n'
+                          f'[endpoints.slow]\nbase_url = "{model.base_url}"\nmodel = "m"\ntimeout_s = 600\n'
+                          'max_retries = 0\n[[targets]]\nname = "slow"\nendpoint = "slow"\n', encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "run", "--skip-preflight", "--config",
+                                 str(config)], env=state["env"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            running = wait_for(lambda: httpx.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
+                "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}).json(), 300, "a running build")
+            run_id = running[0]["id"]
+            first = wait_for(lambda: heartbeats(run_id), 30, "the run's first heartbeat")[0]
+            # Alive past a whole window after its first heartbeat (plus the server's 5 s evaluation step)
+            time.sleep(max(0.0, first + window + 10 - time.time()))
+            beats = heartbeats(run_id)
+            assert flow_run(run_id)["state"]["type"] == "RUNNING", "a live run was marked crashed"
+            assert len(beats) >= 2 and 25 <= beats[1] - beats[0] <= 40, beats  # every 30 s, not Prefect's 180
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+            killed = time.time()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+    crashed = wait_for(lambda: (run := flow_run(run_id))["state"]["type"] == "CRASHED" and run, 2 * window + 30,
+                       "the killed run to be marked Crashed")
+    last_beat = heartbeats(run_id)[-1]
+    assert last_beat < killed and _epoch(crashed["state"]["timestamp"]) - last_beat >= window
+    assert "no heartbeat from this run for 40 s" in crashed["state"]["message"]
+    assert not any((tmp_path / "out" / "zombie").glob("[!.]*")), "a killed run published something"
+
+
+def _epoch(timestamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()

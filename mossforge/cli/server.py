@@ -18,7 +18,24 @@ def start() -> None:
     info = server.ensure_running(on_start=lambda i: console.print(f"starting on {i.ui_url} (log {i.log})…",
                                                                   highlight=False))  # a ServerError: exit 1
     console.print(f"running: pid {info.pid}, API {info.api_url}; state in {server.state_dir()}", highlight=False)
+    from mossforge.flows import crash_detection
+
+    crash_detection.install(info.api_url)  # (a server started by an older mossforge gets it too)
+    _say_crash_detection(info.api_url)
     print(info.ui_url)
+
+
+def _say_crash_detection(api_url: str) -> None:
+    from mossforge.flows import crash_detection
+
+    found = crash_detection.installed(api_url)
+    if found is None:
+        console.print("crash detection: off (runs killed without a word stay \"Running\" in the UI); "
+                      "`mossforge server start` turns it on", highlight=False)
+        return
+    silent = found.trigger.within.total_seconds()
+    console.print(f"crash detection: on (a build run that sends no heartbeat for {silent:.0f} s is marked "
+                  f"Crashed; runs send one every {crash_detection.HEARTBEAT_S} s)", highlight=False)
 
 
 @server_app.command("stop")
@@ -48,4 +65,5 @@ def status() -> None:
         raise typer.Exit(3)
     console.print(f"running: pid {info.pid} since {info.started_at}, API {info.api_url}, log {info.log}",
                   highlight=False)
+    _say_crash_detection(info.api_url)
     print(info.ui_url)

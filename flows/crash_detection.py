@@ -1,0 +1,81 @@
+"""Runs whose process died without a word (`kill -9`, the OOM killer, `docker stop` past its grace,
+a lost machine) are marked Crashed on the managed server, instead of showing "Running" for ever.
+
+This is Prefect's own recipe ("How to detect and respond to zombie flows", Prefect 3 docs): every
+flow run sends a heartbeat event every `HEARTBEAT_S` seconds, and an automation on the server
+marks a `build_dataset` run Crashed when, after a heartbeat, neither another heartbeat nor a final
+state arrives within `SILENT_AFTER_S`. mossforge installs the automation when it starts its managed
+server, and sets the heartbeat for the runs that use that server (`server.Selection.active`). A
+server of your own (PREFECT_API_URL) is left as it is: runs there send Prefect's default heartbeat
+(every 180 s), which this window would read as silence.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+HEARTBEAT_S = 30  # Prefect's minimum; its default (180 s) would leave a dead run "Running" for 9 minutes
+SILENT_AFTER_S = 120  # four missed heartbeats: a loaded machine can delay one, not four
+NAME = "mossforge: mark silent build runs Crashed"
+FLOW = "build_dataset"
+
+
+def automation(within_s: float = SILENT_AFTER_S):
+    """The automation: a proactive trigger on each build run's heartbeats."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return AutomationCore(
+        name=NAME,
+        description=(f"A {FLOW} run that sends no heartbeat for {within_s:.0f} s (its process was killed, or its "
+                     "machine stopped) is marked Crashed. Installed by mossforge on the server it manages."),
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=within_s),
+        ),
+        actions=[ChangeFlowRunState(
+            state=StateType.CRASHED,
+            message=(f"mossforge: no heartbeat from this run for {within_s:.0f} s: its process was killed or its "
+                     "machine stopped. Run the same config again to resume from the finished stages."),
+        )],
+    )
+
+
+def install(api_url: str, within_s: float = SILENT_AFTER_S) -> None:
+    """Create the automation on the server at `api_url`, replacing one of the same name (an older
+    mossforge's, or one with another window), so that exactly one is there."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        wanted = automation(within_s)
+        existing = client.read_automations_by_name(NAME)
+        if len(existing) == 1 and _same(existing[0], wanted):
+            return
+        for old in existing:
+            client.delete_automation(old.id)
+        client.create_automation(wanted)
+
+
+def installed(api_url: str):
+    """The automation on the server at `api_url`, or None."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        found = client.read_automations_by_name(NAME)
+    return found[0] if found else None
+
+
+def _same(existing, wanted) -> bool:
+    fields = {"name", "description", "enabled", "trigger", "actions"}
+    return existing.model_dump(include=fields, mode="json") == wanted.model_dump(include=fields, mode="json")
