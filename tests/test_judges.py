@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+from pathlib import Path
 
 import pytest
 from openai_server import Reply, hang, ok, serve, start_server
@@ -332,3 +333,56 @@ def test_bad_review_file_names_the_row(tmp_path, batch):
     path.write_text("id,reviewer,label\nmf-9,ana,benign\n", encoding="utf-8")
     with pytest.raises(ReviewFileError, match="id 'mf-9' is not among"):
         read_review(path, known_ids={"mf-1"})
+
+
+@pytest.mark.slow
+def test_reviewers_labels_decide_without_a_judge_panel(prefect_harness, tmp_path):
+    """A new user's path: an offline build (no judges), `review export`, label some items, set
+    consensus.human_labels and run again. The items labelled harmful were published as benign (the
+    stage did not run without judges); now the reviewers decide what they labelled and the rest
+    stay candidates."""
+    import datasets
+    from typer.testing import CliRunner
+
+    from mossforge.cli.main import app
+    from mossforge.stage import read_records
+
+    config = tmp_path / "small.toml"
+    settings = (f'[dataset]\nname = "reviewed"\n[render]\nsize = 96\n[run]\nwork_dir = "{tmp_path / "work"}"\n')
+    config.write_text(settings, encoding="utf-8")
+    runner = CliRunner()
+    run = ["run", "--config", str(config), "--per-type", "2", "--outputs", str(tmp_path / "out")]
+    first = runner.invoke(app, run)
+    assert first.exit_code == 0, first.output
+    version = Path(first.stdout.strip().splitlines()[-1])
+    exported = runner.invoke(app, ["review", "export", str(version), "--out", str(tmp_path / "review")])
+    assert exported.exit_code == 0, exported.output
+    review = tmp_path / "review" / "review.csv"
+    rows = list(csv.DictReader(review.open(encoding="utf-8")))
+    assert len(rows) == 6
+    rows[0].update(reviewer="ana", label="harmful")
+    rows[1].update(reviewer="ana", label="harmful")
+    rows[2].update(reviewer="ana", label="benign")
+    with review.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    config.write_text(settings + f'[consensus]\nhuman_labels = "{review}"\n', encoding="utf-8")
+    second = runner.invoke(app, run)
+    assert second.exit_code == 0, second.output
+    assert "human review (no judge panel): benign 1, harmful 2, unreviewed 3" in " ".join(second.stderr.split())
+    relabelled = Path(second.stdout.strip().splitlines()[-1])
+    benign = datasets.load_dataset(str(relabelled), "benign", split="test")
+    assert set(benign["id"]) == {r["id"] for r in rows[2:]}  # the two called harmful are gone
+    labels = {row["id"]: row["consensus_label"] for row in benign}
+    assert labels[rows[2]["id"]]["status"] == "passed" and labels[rows[2]["id"]]["decided_by"] == "human:ana"
+    assert labels[rows[3]["id"]]["status"] == "not_run" and labels[rows[3]["id"]]["consensus"] is None
+    dropped = {r.id: r for r in read_records([relabelled / "dropped.parquet"])}
+    assert {rows[0]["id"], rows[1]["id"]} <= set(dropped)
+    assert dropped[rows[0]["id"]].drop_reason == "harmful"
+    manifest = json.loads((relabelled / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["consensus"]["labels"] == {"benign": 1, "harmful": 2, "unreviewed": 3}
+    card = (relabelled / "README.md").read_text(encoding="utf-8")
+    assert "Human review (no judge panel)" in card and "Reviewers labelled 3 of the 6 candidates" in card
+    assert "3 unreviewed ones are published as candidates" in card

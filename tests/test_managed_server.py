@@ -206,6 +206,10 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
     assert "stopped serving (SIGTERM): the schedule" in err and "starting the local Prefect server" not in err
     assert found[0]["paused"] is True
 
+    # Started as a script's background job (SIGINT ignored, as shells do): SIGTERM still stops it
+    err = _serve_then_sigterm(env, config, sigint_ignored=True)
+    assert "stopped serving (SIGTERM): the schedule" in err
+
     # The server stopped under a serving `serve`: SIGTERM still stops it (Prefect's client retried
     # pausing the schedule for minutes on end), and it says the schedule is not paused
     err = _serve_then_sigterm(env, config, before_sigterm=lambda: server.stop())
@@ -213,14 +217,18 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
 
 
 def _serve_then_sigterm(env: dict, config: Path | None, until: str = "Ctrl-C or SIGTERM stops serving",
-                        before_sigterm=lambda: None, expect: int = 0, cwd: Path = REPO) -> str:
+                        before_sigterm=lambda: None, expect: int = 0, cwd: Path = REPO,
+                        sigint_ignored: bool = False) -> str:
     """Start `mossforge serve`, wait until its stderr says `until`, call `before_sigterm`, send
-    SIGTERM; it must exit with `expect`. Returns its stderr, whitespace-normalised."""
+    SIGTERM; it must exit with `expect`. Returns its stderr, whitespace-normalised. `sigint_ignored`
+    starts it the way a shell starts a background job (`mossforge serve … &` in a script)."""
     import threading
 
     command = [sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *"]
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     proc = subprocess.Popen(command + (["--config", str(config)] if config else []), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            preexec_fn=ignore)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -334,3 +342,33 @@ def _epoch(timestamp: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_served_schedule_puts_its_runs_on_the_server(state, tmp_path):
+    """`serve --cron` registers a schedule; the server's scheduler must turn it into scheduled runs.
+    With SQLAlchemy 2.1 under Prefect 3.8.8 it failed every minute in the server's log ("Can't
+    evaluate bulk DML statement") and no scheduled run was ever created, while `serve` looked fine."""
+    info = server.ensure_running()
+    state["started"].append(info.pid)
+    config = tmp_path / "sched.toml"
+    config.write_text('[dataset]\nname = "sched"\n[plan]\nper_type = 2\n', encoding="utf-8")
+    command = [sys.executable, "-m", "mossforge.cli", "serve", "--cron", "0 3 * * *", "--config", str(config)]
+    proc = subprocess.Popen(command, env=state["env"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline, scheduled = time.monotonic() + 90, []
+        while not scheduled and time.monotonic() < deadline:
+            time.sleep(2)
+            found = httpx.post(f"{info.api_url}/deployments/filter", timeout=10,
+                               json={"deployments": {"name": {"any_": ["sched"]}}}).json()
+            if found:
+                scheduled = httpx.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
+                    "deployments": {"id": {"any_": [found[0]["id"]]}},
+                    "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json()
+        log = Path(info.log).read_text(encoding="utf-8", errors="replace")
+        assert scheduled, "no scheduled run after 90 s; the server log says: " + log[-2000:]
+        assert all(run["expected_start_time"].split("T")[1].startswith("03:00") for run in scheduled)
+        assert "Can't evaluate bulk DML" not in log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)

@@ -178,6 +178,10 @@ def print_summary(summary: dict) -> None:
 def _print_consensus(consensus: dict) -> None:
     kappa = consensus["agreement"]["fleiss_kappa"]
     labels = ", ".join(f"{k} {v}" for k, v in consensus["labels"].items())
+    if not consensus["judges"]:  # reviewers' labels without a panel
+        console.print(f"human review (no judge panel): {labels}; reviewers' labels decide the items they "
+                      "labelled, unreviewed items are published as candidates", highlight=False)
+        return
     line = (f"judge panel ({', '.join(j['name'] for j in consensus['judges'])}; {consensus['rule']}): "
             f"{labels}; Fleiss' kappa {'undefined' if kappa is None else f'{kappa:.3f}'}")
     contrast = consensus.get("contrast_check")
@@ -269,11 +273,17 @@ def _sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
         received.append(signal.SIGTERM)
         signal.raise_signal(signal.SIGINT)  # a KeyboardInterrupt, or in asyncio.run the main task cancelled
 
+    # A shell starts a background job (`mossforge serve … &` in a script) with SIGINT ignored, and
+    # the SIGINT raised above would then do nothing: SIGTERM would not stop `serve` at all.
+    previous_sigint = signal.getsignal(signal.SIGINT)
+    if previous_sigint is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_sigint)
 
 
 PAUSE_TIMEOUT_S = 15.0  # how long a stopping `serve` tries to pause its schedule

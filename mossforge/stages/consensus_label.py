@@ -34,13 +34,14 @@ class ConsensusLabelStage(Stage):
     name = "consensus_label"
 
     def not_run_reason(self, config: Config) -> str | None:
-        return None if config.judges else "no judges configured"
+        # Reviewers' labels without a panel still decide the items they labelled (_review_only)
+        return None if config.judges or config.consensus.human_labels else "no judges configured"
 
     def batch_size(self, config: Config) -> int:
         return config.consensus.batch_size
 
     def uses_models(self, config: Config) -> bool:
-        return True
+        return bool(config.judges)
 
     def cache_inputs(self, config: Config) -> dict:
         return {"human_labels": human_labels_digest(config)}
@@ -56,6 +57,8 @@ class ConsensusLabelStage(Stage):
         weights = {j.name: j.weight for j in config.judges}
         store = ctx.image_store()
         humans = read_review(Path(settings.human_labels)) if settings.human_labels else {}
+        if not config.judges:
+            return _review_only(records, ctx, humans, rule)
 
         def image(ref):
             return store.path(ref) if ref is not None else None
@@ -86,16 +89,8 @@ class ConsensusLabelStage(Stage):
                 label.contrast_consensus = aggregate(c_votes, rule, weights).consensus
                 contrast_labels[label.contrast_consensus or "no_label"] += 1
             labels[label.consensus or "no_label"] += 1
-            if label.consensus == "benign":
-                label.status = "passed"
-                outcomes.append(Keep(record))
-            elif label.consensus == "controversial" and settings.controversial_split:
-                label.status = "passed"
-                outcomes.append(Keep(record))
-                controversial += 1
-            else:
-                label.status = "failed" if label.consensus is None else "dropped"
-                outcomes.append(Drop(record, label.consensus or "too_few_votes"))
+            outcomes.append(_decide(record, settings.controversial_split))
+            controversial += label.consensus == "controversial" and settings.controversial_split
         ctx.note(f"{len(config.judges)} judges, rule {settings.rule}"
                  + (f", {controversial} to the controversial split" if controversial else ""))
         ctx.stats = {"fleiss_rows": fleiss_rows, "labels": dict(labels), "contrast": dict(contrast_labels),
@@ -135,11 +130,49 @@ class ConsensusLabelStage(Stage):
             "agreement": panel_kappa(rows),
             "abstentions": dict(sorted(abstentions.items())),
             "human_labelled": sum(b["human_labelled"] for b in stats),
-            "human_mode": config.consensus.human_mode if config.consensus.human_labels else None,
-            "contrast_check": None if not config.consensus.contrast_check else {
+            "human_mode": (None if not config.consensus.human_labels
+                           else config.consensus.human_mode if config.judges else "override"),
+            "contrast_check": None if not (config.consensus.contrast_check and config.judges) else {
                 "judged": judged_contrasts,
                 "labels": dict(sorted(contrast.items())),
                 "harmful_share": round(contrast.get("harmful", 0) / judged_contrasts, 4) if judged_contrasts else None,
             },
             "judge_calls": calls,
         }
+
+
+def _decide(record, controversial_split: bool) -> Keep | Drop:
+    """Keep a benign item (and a controversial one when it has its own split); drop the rest."""
+    label = record.consensus_label
+    if label.consensus == "benign" or (label.consensus == "controversial" and controversial_split):
+        label.status = "passed"
+        return Keep(record)
+    label.status = "failed" if label.consensus is None else "dropped"
+    return Drop(record, label.consensus or "too_few_votes")
+
+
+def _review_only(records: list, ctx: StageContext, humans: dict, rule) -> list[Keep | Drop]:
+    """No judge panel, but reviewers' labels (consensus.human_labels): the reviewers decide the
+    items they labelled (as `override`: there is no panel to join); the others stay candidates,
+    kept with the stage's status `not_run`, as they would be without the review."""
+    from mossforge.filters.review import apply_human_labels
+
+    settings = ctx.config.consensus
+    outcomes, labels = [], Counter()
+    for record in records:
+        mine = humans.get(record.id, [])
+        if not mine:
+            labels["unreviewed"] += 1
+            outcomes.append(Keep(record))
+            continue
+        label = record.consensus_label
+        label.rule = settings.rule
+        apply_human_labels(label, mine, "override", rule)
+        labels[label.consensus or "no_label"] += 1
+        outcomes.append(_decide(record, settings.controversial_split))
+    reviewed = len(records) - labels["unreviewed"]
+    ctx.note(f"no judge panel: {reviewed} items decided by reviewers' labels, {labels['unreviewed']} "
+             "unreviewed (kept as candidates)")
+    ctx.stats = {"fleiss_rows": [], "labels": dict(labels), "contrast": {}, "abstentions": {},
+                 "human_labelled": reviewed}
+    return outcomes
