@@ -163,16 +163,27 @@ def negate_folder(src: str | Path, out: str | Path, *, slogan: str | None = None
     """Overlay variants for every photo in `src` (a folder of the user's own images).
 
     Writes `out/<stem>/<variant>.png` (the un-negated photo as `contrast.png`) and
-    `out/manifest.jsonl`, one line per written image with its source, variant and overlay. A file
-    that is not a readable image is listed with an `error` instead of stopping the run.
+    `out/manifest.jsonl`, one line per written image with its source, variant and overlay. Where
+    two photos share a stem (`x.png`, `x.jpg`), each gets a folder named by its whole file name
+    (`out/x.png/`, `out/x.jpg/`), so neither overwrites the other. A file that is not a readable
+    image is listed with an `error` instead of stopping the run.
     """
+    from collections import Counter
+
     from mossforge.images import png_bytes
 
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise FileNotFoundError(f"{src} is not a folder of images")
+    photos = sorted(p for p in src.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    if not photos:
+        raise FileNotFoundError(f"{src} has no images: it looks for files ending "
+                                f"{', '.join(PHOTO_SUFFIXES)} (any case)")
+    # a photo's stem names its folder unless another photo's stem or name is the same (casefolded:
+    # x.png and X.jpg are one folder on a case-insensitive disk); then its whole name does
+    taken = Counter(p.stem.casefold() for p in photos) + Counter(p.name.casefold() for p in photos)
     rows: list[dict] = []
-    for path in sorted(p for p in src.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+    for path in photos:
         try:
             with Image.open(path) as opened:
                 base = ImageOps.exif_transpose(opened).convert("RGB")
@@ -181,7 +192,7 @@ def negate_folder(src: str | Path, out: str | Path, *, slogan: str | None = None
             continue
         if max_side and max(base.size) > max_side:
             base.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-        folder = out / path.stem
+        folder = out / (path.stem if taken[path.stem.casefold()] == 1 else path.name)
         folder.mkdir(parents=True, exist_ok=True)
         for symbol in (*symbols, CONTRAST_VARIANT):
             if symbol == CONTRAST_VARIANT:

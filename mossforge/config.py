@@ -538,10 +538,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     source = "(defaults)"
     if path is not None:
         source = str(path)
+        from mossforge.tables import check_not_folder, check_utf8
+
+        check_not_folder(path, "a .toml config file", ConfigError)
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except UnicodeDecodeError:
+            check_utf8(Path(path), ConfigError)  # names the line and byte, and the iconv fix
+            raise
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"invalid config {path}: not valid TOML: {error}") from None
     for dotted, value in (overrides or {}).items():

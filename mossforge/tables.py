@@ -19,11 +19,27 @@ def first_non_utf8(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def check_utf8(path: Path, error: type[InputError] = InputError) -> None:
+    """Raise `error` naming `path`, the line and the byte, with the `iconv` fix, when `path` is not
+    UTF-8 text. Every reader of a user's text file (tables, configs, reference lists) uses this."""
+    if (bad := first_non_utf8(path)) is not None:
+        line, byte = bad
+        raise error(f"{path}, line {line}: byte 0x{byte:02x} is not UTF-8; save the file as UTF-8 "
+                    f"(e.g. `iconv -f latin1 -t utf-8 {path} > fixed{Path(path).suffix}`) and run again")
+
+
+def check_not_folder(path: Path, what: str, error: type[InputError] = InputError) -> None:
+    """Raise `error` when `path` is a folder where a file (`what`, e.g. "a .csv file") is expected."""
+    if Path(path).is_dir():
+        raise error(f"{path} is a folder; give {what}")
+
+
 def read_table(path: Path):
     """A polars DataFrame of `path`; `InputError` naming the file (and line) when it cannot be read."""
     import polars as pl
 
     path = Path(path)
+    check_not_folder(path, "a .csv, .jsonl or .parquet file")
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise InputError(f"{path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
@@ -32,10 +48,8 @@ def read_table(path: Path):
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes): give a {kind} file with "
                          + ("a header row and rows" if kind == "csv" else "rows"))
-    if kind != "parquet" and (bad := first_non_utf8(path)) is not None:
-        line, byte = bad
-        raise InputError(f"{path}, line {line}: byte 0x{byte:02x} is not UTF-8; save the file as UTF-8 "
-                         f"(e.g. `iconv -f latin1 -t utf-8 {path} > fixed{path.suffix}`) and run again")
+    if kind != "parquet":
+        check_utf8(path)
     try:
         return getattr(pl, f"read_{kind}")(path)
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:

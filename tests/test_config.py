@@ -42,6 +42,28 @@ def test_not_toml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
+def test_a_folder_or_a_non_utf8_config_is_a_one_line_error_not_a_crash(tmp_path):
+    """`mossforge run --config adir` was an IsADirectoryError, a latin-1 file a UnicodeDecodeError
+    (exit 1, "unexpected error"); both are bad input: exit 2, the file named."""
+    from typer.testing import CliRunner
+
+    from mossforge.cli import app
+
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="is a folder; give a .toml config file"):
+        load_config(folder)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes("[dataset]\n# caf\xe9\nname = 'x'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"line 2: byte 0xe9 is not UTF-8.*iconv"):
+        load_config(latin)
+    for path in (folder, latin):
+        result = CliRunner().invoke(app, ["run", "--config", str(path), "--outputs", str(tmp_path / "out")])
+        assert result.exit_code == 2, result.output
+        assert "unexpected" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_overrides_and_hash(tmp_path):
     base = load_config()
     changed = load_config(overrides={"plan.per_type": 7})

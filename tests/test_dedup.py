@@ -125,3 +125,45 @@ def test_cli_dedup_bad_column_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "no column 'prompt'" in result.output
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_cli_dedup_reads_a_txt_reference_as_the_config_does(tmp_path):
+    """`--reference ref.txt` was refused ("unsupported format '.txt'") although
+    dedup.reference_files reads .txt (one text per line)."""
+    from mossforge.cli.main import app
+
+    source = tmp_path / "q.csv"
+    pl.DataFrame({"prompt": ["How do I kill a Python process?", "Write a poem about this garden."]}).write_csv(source)
+    ref = tmp_path / "ref.txt"
+    ref.write_text("How can I kill a python process?\n\n")
+    out = tmp_path / "o.jsonl"
+    result = CliRunner().invoke(app, ["dedup", str(source), "--column", "prompt", "--reference", str(ref),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pl.read_ndjson(out)
+    assert frame["is_duplicate"].to_list() == [True, False] and frame["dup_cluster"].to_list() == [-1, 1]
+    assert "(+1 references)" in result.output
+
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    result = CliRunner().invoke(app, ["dedup", str(source), "--column", "prompt", "--reference", str(latin),
+                                      "--out", str(out)])
+    assert result.exit_code == 2 and "byte 0xe9 is not UTF-8" in " ".join(result.output.split())
+
+
+def test_cli_dedup_of_a_folder_or_of_nested_values_into_csv_says_so(tmp_path):
+    """A folder as FILE said "--out adir-dedup: unsupported format ''"; a list column written to
+    .csv was polars' "CSV format does not support nested data" after the embedding."""
+    from mossforge.cli.main import app
+
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    result = CliRunner().invoke(app, ["dedup", str(folder), "--column", "prompt"])
+    assert result.exit_code == 2 and f"{folder} is a folder; give a .csv, .jsonl or .parquet file" in \
+        " ".join(result.output.split())
+    source = tmp_path / "q.jsonl"
+    source.write_text('{"prompt": "a", "tags": ["x", "y"]}\n')
+    result = CliRunner().invoke(app, ["dedup", str(source), "--column", "prompt", "--out", str(tmp_path / "o.csv")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "column 'tags' holds nested values" in output and ".jsonl" in output
+    assert "embedding" not in output and not (tmp_path / "o.csv").exists()

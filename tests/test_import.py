@@ -156,6 +156,38 @@ def test_csv_import_missing_column_is_a_clear_error(tmp_path):
     assert "--question-column: " in flat(result.output) and "no column 'question'" in flat(result.output)
 
 
+def test_csv_import_of_a_non_utf8_or_empty_file_says_so(tmp_path):
+    """A latin-1 CSV was a UnicodeDecodeError (exit 1, "unexpected error"); an empty one said "has no
+    column 'prompt' (columns: )"."""
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("prompt\nhello\ncaf\xe9 au lait\n".encode("latin-1"))
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    for path, expected in ((latin, f"{latin}, line 3: byte 0xe9 is not UTF-8"), (latin, "iconv -f latin1"),
+                           (empty, f"{empty} is empty")):
+        result = CliRunner().invoke(app, ["import", "csv", str(path), "--question-column", "prompt",
+                                          "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2, result.output
+        assert expected in flat(result.output) and "unexpected" not in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_csv_export_to_a_folder_or_a_non_csv_name_is_refused(tmp_path):
+    """--out an existing folder was an IsADirectoryError; --out x.parquet got CSV text."""
+    source = write_xstest(tmp_path / "xstest.csv")
+    out = tmp_path / "xstest"
+    assert CliRunner().invoke(app, ["import", "csv", str(source), "--question-column", "prompt",
+                                    "--out", str(out)]).exit_code == 0
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    for target, expected in ((folder, f"{folder} is a folder; give the name of the .csv file"),
+                             (tmp_path / "x.parquet", "name the file .csv")):
+        result = CliRunner().invoke(app, ["export", "csv", str(out), "--out", str(target)])
+        assert result.exit_code == 2, result.output
+        assert expected in flat(result.output)
+    assert not (tmp_path / "x.parquet").exists() and list(folder.iterdir()) == []
+
+
 def test_imported_folder_is_a_dedup_reference_in_the_config(tmp_path):
     from mossforge.stages.dedup import read_question_file as _read_question_file
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,35 @@ def test_cli_negate(tmp_path):
         "contrast.png", "prohibition_sign.png", "red_x.png", "slogan_banner.png"]
     missing = CliRunner().invoke(app, ["negate", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert missing.exit_code == 2 and "not a folder" in missing.output
+
+
+def test_photos_sharing_a_stem_keep_their_own_variants_and_an_empty_folder_is_an_error(tmp_path):
+    """x.png and x.jpg both went to out/x/: "8 images written", 4 files on disk, and x.jpg's
+    manifest rows pointed at x.png's variants. An empty folder said "0 images written", exit 0."""
+    from typer.testing import CliRunner
+
+    from mossforge.cli.main import app
+
+    src = tmp_path / "coll"
+    src.mkdir()
+    photo(1).save(src / "x.png")
+    photo(2).save(src / "x.jpg", quality=95)
+    photo(3).save(src / "y.png")
+    result = CliRunner().invoke(app, ["negate", str(src), "--out", str(tmp_path / "negc")])
+    assert result.exit_code == 0, result.output
+    assert "12 images written" in result.output
+    rows = [json.loads(line) for line in (tmp_path / "negc" / "manifest.jsonl").read_text().splitlines()]
+    assert len({r["path"] for r in rows}) == 12 and all(Path(r["path"]).is_file() for r in rows)
+    assert sorted(p.name for p in (tmp_path / "negc").iterdir()) == ["manifest.jsonl", "x.jpg", "x.png", "y"]
+    for row in rows:  # every contrast row holds its own source photo
+        if row["variant"] == "contrast":
+            with Image.open(row["source"]) as source, Image.open(row["path"]) as written:
+                assert np.abs(np.asarray(source.convert("RGB"), float) - np.asarray(written, float)).mean() < 3
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a photo")
+    result = CliRunner().invoke(app, ["negate", str(empty), "--out", str(tmp_path / "o3")])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{empty} has no images" in output and ".png, .jpg, .jpeg" in output
+    assert not (tmp_path / "o3").exists()

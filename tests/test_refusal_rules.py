@@ -635,6 +635,28 @@ def test_classify_refusals_command_errors_name_the_problem(tmp_path):
     assert not (tmp_path / "answers-refusals.csv").exists()
 
 
+def test_classify_refusals_of_a_folder_or_of_nested_values_into_csv_says_so(tmp_path):
+    """A folder as FILE said "--out adir-refusals: unsupported format ''"; a column of lists or
+    objects written to .csv was polars' ComputeError (exit 1) after all the labelling was done."""
+    from mossforge.cli.main import app
+
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    result = CliRunner().invoke(app, ["classify-refusals", str(folder)])
+    assert result.exit_code == 2 and f"{folder} is a folder; give a .csv, .jsonl or .parquet file" in \
+        " ".join(result.output.split())
+    source = tmp_path / "ans.jsonl"
+    source.write_text('{"answer": "Sure.", "meta": {"model": "m"}, "tags": ["a"]}\n')
+    out = tmp_path / "out dir" / "lab.csv"
+    result = CliRunner().invoke(app, ["classify-refusals", str(source), "--out", str(out)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "column 'meta' (and 'tags') holds nested values" in output and "lab.jsonl" in output
+    assert "unexpected" not in output and not out.exists()
+    result = CliRunner().invoke(app, ["classify-refusals", str(source), "--out", str(out.with_suffix(".jsonl"))])
+    assert result.exit_code == 0, result.output
+
+
 def test_classify_refusals_finds_the_answer_and_question_columns_and_says_which(tmp_path):
     """Without --column / --question-column: the usual names are used, and said. The questions change
     labels ("No, you should not." answers "Can I ...?"), so a file that has them is not labelled

@@ -12,7 +12,7 @@ from rich.table import Table
 from mossforge.cli.base import console
 from mossforge.config import TargetCheckSection, load_config
 from mossforge.errors import InputError
-from mossforge.tables import FORMATS, read_table
+from mossforge.tables import FORMATS, check_not_folder, read_table
 
 Classifier = TargetCheckSection.model_fields["classifier"].annotation  # rules | judge | rules_then_judge
 
@@ -20,6 +20,25 @@ Classifier = TargetCheckSection.model_fields["classifier"].annotation  # rules |
 def check_table_suffix(flag: str, path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise InputError(f"{flag} {path}: unsupported format {path.suffix!r} (use .csv, .jsonl or .parquet)")
+
+
+def check_input_file(path: Path) -> None:
+    """FILE must be a table, not a folder (checked before OUT's name, which is derived from it)."""
+    check_not_folder(path, "a .csv, .jsonl or .parquet file")
+
+
+def check_csv_can_hold(frame, out: Path) -> None:
+    """CSV cannot hold a list or an object in a cell: refuse before any work (a judge's calls) when
+    `frame` has such a column and `out` is a .csv, naming the column and the formats that can."""
+    import polars as pl
+
+    if FORMATS[out.suffix.lower()] != "csv":
+        return
+    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested() or dtype == pl.Object]
+    if nested:
+        raise InputError(f"--out {out}: column {nested[0]!r}" + (f" (and {', '.join(map(repr, nested[1:]))})"
+                         if nested[1:] else "") + " holds nested values (lists or objects), which CSV "
+                         f"cannot hold; write .jsonl or .parquet instead (e.g. --out {out.with_suffix('.jsonl')})")
 
 
 def write_table(frame, out: Path) -> None:
@@ -40,8 +59,8 @@ def dedup(
     threshold: float = typer.Option(0.9, "--threshold", "-t", min=0.0, max=1.0,
                                     help="Cosine similarity at or above which two texts are duplicates."),
     reference: list[Path] = typer.Option([], "--reference", "-r",
-                                         help="A file of texts to dedup against (same column name), or a "
-                                         "dataset folder (its benign questions); repeatable."),
+                                         help="A file of texts to dedup against (same column name; or .txt, "
+                                         "one text per line), or a dataset folder (its benign questions); repeatable."),
     show: int = typer.Option(5, "--show", help="How many of the least similar duplicates to print (for tuning)."),
 ) -> None:
     """Mark exact and near-duplicate rows: OUT has every input row plus dup_cluster and is_duplicate.
@@ -51,6 +70,7 @@ def dedup(
     """
     import polars as pl
 
+    check_input_file(file)
     out = out or file.with_name(f"{file.stem}-dedup{file.suffix}")
     check_table_suffix("--out", out)
     if threshold <= 0:
@@ -58,6 +78,7 @@ def dedup(
     frame = read_table(file)
     if column not in frame.columns:
         raise InputError(f"{file} has no column {column!r} (columns: {', '.join(frame.columns)})")
+    check_csv_can_hold(frame, out)
     texts = [("" if t is None else str(t)) for t in frame[column].to_list()]
     references: list[str] = []
     for ref in reference:
@@ -65,6 +86,11 @@ def dedup(
 
         if is_dataset_folder(ref):  # a published or imported version: its benign questions
             references += dataset_questions(ref)
+            continue
+        if ref.suffix.lower() == ".txt":  # one text per line, as dedup.reference_files reads it
+            from mossforge.stages.dedup import read_question_file
+
+            references += read_question_file(str(ref), column, where="--reference")
             continue
         ref_frame = read_table(ref)
         if column not in ref_frame.columns:
@@ -129,9 +155,11 @@ def classify_refusals(
     string, which is a refusal): OUT has every input row plus refusal_label."""
     import polars as pl
 
+    check_input_file(file)
     out = out or file.with_name(f"{file.stem}-refusals{file.suffix}")
     check_table_suffix("--out", out)
     frame = read_table(file)
+    check_csv_can_hold(frame, out)
     for name, flag in ((column, "--column"), (question_column or None, "--question-column")):
         if name is not None and name not in frame.columns:
             raise InputError(f"{flag}: {file} has no column {name!r} (columns: {', '.join(frame.columns)})")

@@ -44,6 +44,7 @@ from mossforge.schema import (
     Provenance,
     candidate_id,
 )
+from mossforge.tables import check_not_folder, check_utf8
 
 INFO = Path("images_information") / "information.json"
 # MOSSBench's "over" types, in its order.
@@ -195,11 +196,16 @@ def _text_record(question: str, stimulus_type: str, harm_category: str, source: 
 def _csv_records(path: Path, question_column: str, label_column: str | None,
                  type_column: str | None, stimulus_type: str, harm_category: str,
                  harmful_labels: Sequence[str]) -> tuple[list[Candidate], list[Candidate], dict[str, int]]:
+    check_not_folder(path, "a .csv file", ConfigError)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
+    check_utf8(path, ConfigError)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
+        if not columns:
+            raise ConfigError(f"{path} is empty: give a CSV file with a header row (naming the "
+                              f"--question-column, {question_column!r}) and one question per row")
         for flag, name in (("--question-column", question_column), ("--label-column", label_column),
                            ("--type-column", type_column)):
             if name is not None and name not in columns:
@@ -384,8 +390,12 @@ def export_csv(folder: Path, out: Path) -> int:
     """Every query of a version as CSV rows: id, split, label (safe/unsafe), type, category, question."""
     from mossforge.release.dataset_io import read_items
 
-    rows = [item for split in SPLITS for item in read_items(Path(folder), split)]
     out = Path(out)
+    check_not_folder(out, "the name of the .csv file to write, e.g. " + str(out / "export.csv"), ConfigError)
+    if out.suffix.lower() != ".csv":
+        raise ConfigError(f"--out {out}: export csv writes CSV; name the file .csv (e.g. "
+                          f"{out.with_suffix('.csv')})")
+    rows = [item for split in SPLITS for item in read_items(Path(folder), split)]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)

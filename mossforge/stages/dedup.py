@@ -18,18 +18,23 @@ def survived(report: StageReport) -> dict[str, int]:
     return {k.split(":", 1)[1]: v for k, v in report.details.items() if k.startswith("survived:")}
 
 
-def read_question_file(path: str, column: str) -> list[str]:
-    """Questions from a csv, jsonl, parquet or plain-text (one per line) reference file."""
+def read_question_file(path: str, column: str, where: str = "dedup.reference_files") -> list[str]:
+    """Questions from a csv, jsonl, parquet or plain-text (one per line) reference file; errors
+    begin with `where` (the config key, or the command line's flag)."""
     import pyarrow.parquet as pq
+
+    from mossforge.tables import check_utf8
 
     file = Path(path)
     if not file.exists():
-        raise ConfigError(f"dedup.reference_files: {path} does not exist")
+        raise ConfigError(f"{where}: {path} does not exist")
     from mossforge.release.dataset_io import dataset_questions, is_dataset_folder
 
     if is_dataset_folder(file):  # a published or imported version: its benign questions
         return dataset_questions(file)
     suffix = file.suffix.lower()
+    if suffix in (".txt", ".csv", ".jsonl", ".ndjson"):
+        check_utf8(file, ConfigError)
     if suffix == ".txt":
         return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if suffix == ".csv":
@@ -40,10 +45,10 @@ def read_question_file(path: str, column: str) -> list[str]:
     elif suffix == ".parquet":
         rows = pq.read_table(file).to_pylist()
     else:
-        raise ConfigError(f"dedup.reference_files: {path}: unsupported format {suffix!r} "
+        raise ConfigError(f"{where}: {path}: unsupported format {suffix!r} "
                           "(use .csv, .jsonl, .parquet or .txt)")
     if rows and column not in rows[0]:
-        raise ConfigError(f"dedup.reference_files: {path} has no column {column!r} "
+        raise ConfigError(f"{where}: {path} has no column {column!r} "
                           f"(columns: {', '.join(rows[0])})")
     return [str(row[column]) for row in rows if row.get(column)]
 
