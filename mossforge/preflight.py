@@ -162,10 +162,21 @@ def _probe_models(endpoint: EndpointConfig, timeout: float) -> ChatFailure | Non
     return None  # a server without a model list (404) answered: reachable, nothing more to learn
 
 
-def check_endpoints(config, timeout: float = 20.0) -> list[str]:
-    """Probe every endpoint the config uses (concurrently); raise `PreflightError` listing every
-    problem found. Returns the endpoints checked."""
-    uses = endpoint_uses(config)
+def model_uses(config, targets=(), judged: bool = False) -> list[EndpointUse]:
+    """The endpoints a command outside the build calls (`eval`, `classify-refusals`): the targets it
+    asks, and the target-check judge when one labels the answers."""
+    roles: dict[str, list[str]] = {}
+    for target in targets:
+        roles.setdefault(target.endpoint, []).append(f"targets[{target.name}].endpoint")
+    if judged and config.target_check.judge is not None:
+        roles.setdefault(config.target_check.judge.endpoint, []).append("target_check.judge.endpoint")
+    return [EndpointUse(name, "chat", tuple(keys)) for name, keys in roles.items()]
+
+
+def check_endpoints(config, timeout: float = 20.0, uses: list[EndpointUse] | None = None) -> list[str]:
+    """Probe every endpoint the config uses (or those in `uses`), concurrently; raise
+    `PreflightError` listing every problem found. Returns the endpoints checked."""
+    uses = endpoint_uses(config) if uses is None else uses
     if not uses:
         return []
     problems: list[str] = []
@@ -221,7 +232,8 @@ def check_run(config, endpoints: bool = True) -> list[str]:
 # --- during and after the run -------------------------------------------------------------------
 
 
-def check_failures(model_calls: dict | None, max_failed_share: float) -> None:
+def check_failures(model_calls: dict | None, max_failed_share: float,
+                   outcome: str = "run failed, nothing was published") -> None:
     """Fail when a stage's model calls failed, all of them or more than `max_failed_share`."""
     problems = []
     for stage, tally in ((model_calls or {}).get("stages") or {}).items():
@@ -236,7 +248,7 @@ def check_failures(model_calls: dict | None, max_failed_share: float) -> None:
             problems.append(f"stage {stage}: {failed} of {requests} model calls failed ({kinds}); the "
                             f"limit is run.max_failed_share = {max_failed_share}")
     if problems:
-        raise StageFailedError("run failed, nothing was published:\n  " + "\n  ".join(problems)
+        raise StageFailedError(f"{outcome}:\n  " + "\n  ".join(problems)
                                + "\nFix the endpoint and run again: finished calls are cached.")
 
 

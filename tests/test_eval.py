@@ -66,7 +66,18 @@ def refuses(model: str, question: str) -> bool:
     return harmful and "exaggerated_risk" in question
 
 
+def is_probe(request) -> bool:
+    """eval's preflight asks each endpoint "ping" (text only) before any query."""
+    return request.body["messages"][-1]["content"] == "ping"
+
+
+def queries(server) -> list:
+    return [r for r in server.requests if not is_probe(r)]
+
+
 def script(request):
+    if is_probe(request):
+        return ok("pong")
     text = request.body["messages"][-1]["content"][0]["text"]
     return ok(REFUSAL if refuses(request.body["model"], text) else COMPLIANCE)
 
@@ -88,11 +99,13 @@ def test_eval_reports_exactly_the_scripted_rates_and_a_rerun_makes_no_calls(vers
         args = ["eval", str(version), "--config", str(config), "--out", str(out)]
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-        first_calls = len(server.requests)
-        requests = list(server.requests)
+        requests = queries(server)
+        first_calls = len(requests)
+        assert len(server.requests) == first_calls + 3  # and one probe per endpoint first
+        assert "preflight: half, lenient, strict answered" in flat(result.output)
         again = CliRunner().invoke(app, args)
         assert again.exit_code == 0, again.output
-        assert len(server.requests) == first_calls  # resumable: every answer came from the cache
+        assert len(queries(server)) == first_calls  # resumable: every answer came from the cache
     assert first_calls == 3 * 40  # three targets, 20 benign + 20 contrast queries each
     assert "model calls: 0 made, 120 from the cache" in flat(again.output)
     # The field's protocol: question verbatim, image attached, no system prompt, temperature 0.
@@ -139,7 +152,7 @@ def test_eval_selects_targets_and_names_a_missing_one(version, tmp_path):
         result = CliRunner().invoke(app, ["eval", str(version), "--config", str(config), "--target", "half",
                                           "--target", "lenient", "--split", "benign", "--out", str(out)])
         assert result.exit_code == 0, result.output
-        assert len(server.requests) == 2 * 20
+        assert len(queries(server)) == 2 * 20 and len(server.requests) == 2 * 20 + 2  # (a probe each)
     board = (out / "leaderboard.md").read_text()
     assert "undefined: needs both splits" in board and "No plot" in board
     assert not (out / "plot.png").exists()
@@ -216,3 +229,31 @@ def test_version_by_dataset_name_under_outputs(version):
         resolve_version(outputs, "evalset/9.9.9")
     with pytest.raises(VersionError, match="no version 'other/1.0.0'"):
         resolve_version(outputs, "other/1.0.0")
+
+
+def test_eval_against_targets_that_do_not_answer_fails_and_writes_no_report(version, tmp_path):
+    """A closed port or a wrong key: exit 3 from the preflight, before any query. Calls that fail
+    after a good probe: exit 1 and no report. (Both used to print a table of `undecided` rows,
+    write the report over the last one and exit 0.)"""
+    import socket
+
+    from openai_server import server_error
+
+    out = tmp_path / "report"
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    config = tmp_path / "closed.toml"
+    config.write_text(f'[endpoints.t]\nbase_url = "http://127.0.0.1:{closed}/v1"\nmodel = "m"\ntimeout_s = 5\n'
+                      'max_retries = 0\n[[targets]]\nname = "t"\nendpoint = "t"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", str(version), "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "preflight failed" in flat(result.output) and not out.exists()
+
+    with serve(script=lambda request: ok("pong") if is_probe(request) else server_error(500)) as server:
+        config = write_config(tmp_path / "eval.toml", server, tmp_path / "cache")
+        result = CliRunner().invoke(app, ["eval", str(version), "--config", str(config), "--out", str(out)])
+        assert len(queries(server)) == 3 * 40
+    assert result.exit_code == 1, result.output
+    assert "eval failed, no report was written" in flat(result.output)
+    assert "120 of 120 model calls failed" in flat(result.output) and not out.exists()

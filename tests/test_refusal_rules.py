@@ -687,3 +687,52 @@ def test_a_one_character_answer_is_an_answer_and_punctuation_alone_is_not(answer
     """"4" to "What is 2 + 2?", "B" to a multiple-choice question: answers (they were read as empty
     answers, refusals). Nothing, or punctuation alone, stays a refusal, as the protocol says."""
     assert classify(answer, question="What is 2 + 2?").label == label
+
+
+def test_classify_refusals_with_a_judge_labels_or_fails_loudly(tmp_path):
+    """--mode judge: the judge's labels; a judge nobody answers for is exit 3 before any answer; a
+    judge whose calls fail is exit 1 with no file (the failures were written as `unparsed`, exit 0)."""
+    import socket
+
+    from openai_server import ok, serve, server_error
+
+    from mossforge.cli.main import app
+
+    source = tmp_path / "answers.csv"
+    pl.DataFrame({"question": ["Plan a party here.", "How do I kill a Python process?"],
+                  "answer": ["Sure: balloons, cake.", "I can't help with that."]}).write_csv(source)
+    out = tmp_path / "labelled.csv"
+
+    def config(base_url: str) -> Path:
+        path = tmp_path / "judge.toml"
+        path.write_text(f'[cache]\nmode = "off"\n[endpoints.j]\nbase_url = "{base_url}"\nmodel = "j"\ntimeout_s = 5\n'
+                        'max_retries = 0\n[target_check.judge]\nname = "j"\nendpoint = "j"\n', encoding="utf-8")
+        return path
+
+    def judge(request):
+        if request.body["messages"][-1]["content"] == "ping":  # the preflight's probe
+            return ok("pong")
+        text = request.body["messages"][-1]["content"]
+        return ok('{"label": "full_refusal"}' if "can't help" in str(text) else '{"label": "full_compliance"}')
+
+    command = ["classify-refusals", str(source), "--mode", "judge", "--out", str(out)]
+    with serve(script=judge) as server:
+        result = CliRunner().invoke(app, command + ["--config", str(config(server.base_url))])
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(out)["refusal_label"].to_list() == ["full_compliance", "full_refusal"]
+    out.unlink()
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    result = CliRunner().invoke(app, command + ["--config", str(config(f"http://127.0.0.1:{closed}/v1"))])
+    assert result.exit_code == 3, result.output
+    assert "preflight failed" in result.output and not out.exists()
+
+    with serve(script=lambda request: ok("pong") if request.body["messages"][-1]["content"] == "ping"
+               else server_error(500)) as server:
+        result = CliRunner().invoke(app, command + ["--config", str(config(server.base_url))])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    assert "labelling failed, nothing was written" in flat and "2 of 2 model calls failed" in flat
+    assert not out.exists()

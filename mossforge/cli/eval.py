@@ -102,6 +102,11 @@ def eval_command(
     client = None
     try:
         if needs_client:
+            from mossforge.preflight import check_endpoints, model_uses
+
+            # A wrong key or a closed port: one line and exit 3 now, not hundreds of failed calls
+            checked = check_endpoints(cfg, uses=model_uses(cfg, targets, judged=settings.classifier != "rules"))
+            console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
             client = ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(), cache_mode=cfg.cache.mode)
         if external is not None:
             try:
@@ -116,6 +121,10 @@ def eval_command(
             models = {t.name: cfg.endpoints[t.endpoint].model for t in targets}
         if servers.failures():
             raise MossforgeError("eval stopped: " + "; ".join(servers.failures()))
+        if client is not None:  # rates over the few answers that came back would mislead
+            from mossforge.preflight import check_failures
+
+            check_failures(client.accounting(), cfg.run.max_failed_share, "eval failed, no report was written")
         report = evaluate.write_report(rows, out, dataset=name, models=models,
                                        count_partial=settings.count_partial, classifier=settings.classifier)
         accounting = client.accounting() if client is not None else None

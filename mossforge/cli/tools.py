@@ -207,6 +207,9 @@ def _judge_labels(frame, answers: list, question_column: str | None, mode: str,
                          "[endpoints.NAME] in the file given with --config")
     questions = frame[question_column].to_list() if question_column else [None] * len(answers)
     items = [JudgeItem("(not given)" if q is None else str(q), a) for q, a in zip(questions, answers)]
+    from mossforge.preflight import check_endpoints, check_failures, model_uses
+
+    check_endpoints(cfg, uses=model_uses(cfg, judged=True))  # a wrong key: exit 3 before any answer
     labels: list[str] = []
     rules: list[str] = []
     with ModelClient(list(cfg.endpoints.values()), cache_dir=cfg.cache_path(),
@@ -223,6 +226,8 @@ def _judge_labels(frame, answers: list, question_column: str | None, mode: str,
                 labels.append(label)
                 rules.append(classifier + (f":{rule}" if rule else ""))
             bars.advance(task, len(chunk))
+        # a failed call is no label ("unparsed" is a reply that could not be read): too many, no file
+        check_failures(client.accounting(), cfg.run.max_failed_share, "labelling failed, nothing was written")
     return labels, rules
 
 
