@@ -127,7 +127,8 @@ def describe(error: BaseException) -> tuple[str, int]:
         host = _network_host(link)
         if host is not None:
             return (f"could not reach {host} ({type(link).__name__}: {str(link)[:200]}); check the network "
-                    "connection (and HF_ENDPOINT, a proxy or PREFECT_API_URL if set), then run the "
+                    "connection (and HF_ENDPOINT, a proxy or PREFECT_API_URL if set; for 127.0.0.1, "
+                    "whether the local Prefect server still runs: `mossforge server status`), then run the "
                     "command again"), NetworkError.exit_code
     for link in _chain(error):
         if isinstance(link, PermissionError):
@@ -169,7 +170,7 @@ def report(error: BaseException, print_line) -> int:
     if own is None or own.wrapper:
         log = write_log(error)
         if log is not None:
-            message += f"\n(full traceback in {log}; run with --debug to see it here)"
+            message += f"\n(full traceback in {log}; `mossforge --debug <command> …` shows it here)"
     print_line(message)
     return code
 

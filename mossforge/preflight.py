@@ -223,8 +223,22 @@ def _probe_all(client: ModelClient, checks: list[EndpointUse], probes: dict[str,
     return problems
 
 
+def check_inputs(config) -> None:
+    """The files the config names exist (else the run started, drew its bars and failed at dedup
+    or consensus, a Failed run in the UI for a typo in a path)."""
+    from mossforge.config import ConfigError
+
+    named = [("dedup.reference_files", ref.path) for ref in config.dedup.reference_files if config.dedup.enabled]
+    if config.consensus.human_labels:
+        named.append(("consensus.human_labels", config.consensus.human_labels))
+    for key, path in named:
+        if not Path(path).exists():
+            raise ConfigError(f"{key}: {path} does not exist. Nothing was run.")
+
+
 def check_run(config, endpoints: bool = True) -> list[str]:
-    """Everything that can be known before any stage runs: folders, then endpoints."""
+    """Everything that can be known before any stage runs: input files, folders, then endpoints."""
+    check_inputs(config)
     check_writable(run_folders(config))
     return check_endpoints(config) if endpoints else []
 

@@ -40,7 +40,7 @@ print(json.dumps({{"import": after_import, "codes": codes,
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["import"] == [] and seen["fast"] == []
-    assert seen["codes"] == [0, 0, 0, 1]  # versions: nothing published there (exit 1)
+    assert seen["codes"] == [0, 0, 0, 2]  # versions: nothing published there (exit 2, bad input)
 
 
 def test_every_first_party_error_is_a_mossforge_error_and_keeps_its_other_base():
@@ -83,6 +83,8 @@ def test_a_wrapped_error_is_reported_as_what_it_wraps():
     except StageBatchFailed as outer:
         assert report(outer, lines.append) == 1
     assert lines[0].startswith("stage render, batch 2 of 3 failed: OSError: disk full\n(full traceback in ")
+    # where the flag goes: `mossforge run … --debug` is "No such option" (a new user's first try)
+    assert lines[0].endswith("`mossforge --debug <command> …` shows it here)")
     Path(lines[0].split("full traceback in ")[1].split(";")[0]).unlink()
 
 

@@ -171,3 +171,22 @@ def test_cli_run_rejects_a_bad_config_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert "plan.per_tpye: unknown key" in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("setting", ['[dedup]\nreference_files = [{path = "nope.csv"}]',
+                                     '[consensus]\nhuman_labels = "nope.csv"'])
+def test_cli_run_names_a_missing_input_file_before_any_work(tmp_path, setting):
+    """A typo in a path the config names: exit 2 before Prefect starts (it was a Failed flow run,
+    progress bars and a Prefect error line, then the message)."""
+    from typer.testing import CliRunner
+
+    from mossforge.cli.main import app
+
+    config = tmp_path / "typo.toml"
+    config.write_text(setting + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--config", str(config), "--outputs", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    section, line = setting.split("\n")
+    key = f"{section.strip('[]')}.{line.split(' =')[0]}"
+    assert f"error: {key}: nope.csv does not exist" in " ".join(result.output.split())
+    assert "Prefect UI" not in result.output and "building" not in result.output

@@ -128,6 +128,10 @@ def test_diff_and_versions_on_two_real_versions(setup, candidate_factory):  # no
     assert v1.version in listing.stdout and v2.version in listing.stdout and "2.0.0" in listing.stdout
     missing = runner.invoke(app, ["diff", "1.0.0", "7.0.0", "--outputs", out])
     assert missing.exit_code == 2 and "no version '7.0.0'" in missing.output
+    same = runner.invoke(app, ["diff", "1.0.0", v1.version, "--outputs", out])  # (it said "patch")
+    assert same.exit_code == 2 and "are the same version" in same.output
+    none = runner.invoke(app, ["versions", "--outputs", str(Path(out) / "nothing-here")])
+    assert none.exit_code == 2 and "no published versions under" in none.output  # bad input, not a failure
     # --out, the old name of --outputs here, still works, with a warning
     old_name = runner.invoke(app, ["versions", "demo", "--out", out])
     assert old_name.exit_code == 0 and v2.version in old_name.stdout

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from mossforge.cli.base import console, old_out_option, outputs_option, outputs_root, stdout
-from mossforge.errors import MossforgeError
+from mossforge.errors import InputError, MossforgeError
 
 DATASET = typer.Option(None, "--dataset", "-d", help="The dataset (needed when a version ref is ambiguous).")
 VERSION_FORMS = "number (1.0.0), id (or its first 4+ characters), DATASET, DATASET/VERSION, or a version folder"
@@ -26,7 +26,7 @@ def versions(
     root = outputs_root(outputs, old_out)
     manifests = all_versions(root, dataset)
     if not manifests:
-        raise MossforgeError(f"no published versions under {root / dataset if dataset else root}")
+        raise InputError(f"no published versions under {root / dataset if dataset else root}")
     table = Table(title=f"versions under {root}", title_justify="left")
     for column in ("dataset", "number", "id", "created", "change", "benign", "controversial",
                    "dropped", "by type", "stages not run"):
@@ -60,8 +60,10 @@ def diff(
     from mossforge.release.versions import diff_versions, resolve_version
 
     root = outputs_root(outputs, old_out)
-    _, old_manifest = resolve_version(root, old, dataset)
-    _, new_manifest = resolve_version(root, new, dataset)
+    old_folder, old_manifest = resolve_version(root, old, dataset)
+    new_folder, new_manifest = resolve_version(root, new, dataset)
+    if old_folder.resolve() == new_folder.resolve():  # (it said "patch: metadata changed")
+        raise InputError(f"{old} and {new} are the same version ({old_folder}): name two versions to compare")
     report = diff_versions(root, old_manifest, new_manifest)
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
