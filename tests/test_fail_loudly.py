@@ -394,3 +394,16 @@ def test_nothing_local_in_a_published_version_and_every_image_path_resolves(setu
     manifest = json.loads((version.path / MANIFEST).read_text())
     assert "run" not in manifest["config"] and "cache" not in manifest["config"]
     assert load_config(overrides=manifest["config"]).config_hash() == manifest["config_hash"]
+
+
+def test_run_no_wait_on_a_locked_folder_exits_5_before_prefect_starts(tmp_path):
+    """--no-wait while another run builds the folder: exit 5 and one line, before any flow run (it
+    started Prefect, drew the bars and left a Failed flow run in the UI first)."""
+    with dataset_lock(tmp_path / "out", "locked"):
+        config = tmp_path / "locked.toml"
+        config.write_text('[dataset]\nname = "locked"\n', encoding="utf-8")
+        done = _cli("run", "--no-wait", "--config", str(config), "--outputs", str(tmp_path / "out"),
+                    env={"MOSSFORGE_SERVER": "temporary"})
+    assert done.returncode == 5, done.stderr[-2000:]
+    assert "another mossforge run is building locked" in done.stderr
+    assert "Prefect UI" not in done.stderr and "building locked:" not in done.stderr

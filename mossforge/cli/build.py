@@ -81,6 +81,11 @@ def run(
     with _stop_work_on_signals() as received:  # (restored after the local servers stop)
         try:
             checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
+            if not cfg.run.wait_for_lock:  # --no-wait: exit 5 now, not from a Failed flow run in the UI
+                from mossforge.release.publish import dataset_lock
+
+                with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, wait=False):
+                    pass
             if checked:
                 console.print(f"preflight: {', '.join(checked)} answered", highlight=False)
             if not verbose:
