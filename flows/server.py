@@ -132,6 +132,25 @@ def status() -> ServerInfo | None:
     return None
 
 
+def unresponsive() -> ServerInfo | None:
+    """The managed server when its process is alive but does not answer (busy, or stopped with
+    SIGSTOP); None otherwise. A run waits START_TIMEOUT_S for it, then replaces it."""
+    info = read_state()
+    if info and _is_prefect_server(info.pid) and not healthy(info.api_url):
+        return info
+    return None
+
+
+def running_flow_runs(api_url: str) -> list[str]:
+    """Names of the flow runs the server at `api_url` has Running (at most 20)."""
+    import httpx
+
+    response = httpx.post(f"{api_url}/flow_runs/filter", timeout=10, json={
+        "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 20})
+    response.raise_for_status()
+    return [run["name"] for run in response.json()]
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:

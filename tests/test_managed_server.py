@@ -323,6 +323,11 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
             beats = heartbeats(run_id)
             assert flow_run(run_id)["state"]["type"] == "RUNNING", "a live run was marked crashed"
             assert len(beats) >= 2 and 25 <= beats[1] - beats[0] <= 40, beats  # every 30 s, not Prefect's 180
+            # `server stop` under a live run is refused (it broke the run, which then blamed the network)
+            refused = subprocess.run([sys.executable, "-m", "mossforge.cli", "server", "stop"], env=state["env"],
+                                     capture_output=True, text=True, timeout=120, cwd=REPO)
+            assert refused.returncode == 2 and "1 run(s) are running on the local server" in refused.stderr
+            assert server.status() is not None
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
             killed = time.time()
@@ -336,6 +341,15 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
     assert last_beat < killed and _epoch(crashed["state"]["timestamp"]) - last_beat >= window
     assert "no heartbeat from this run for 40 s" in crashed["state"]["message"]
     assert not any((tmp_path / "out" / "zombie").glob("[!.]*")), "a killed run published something"
+
+    # A server alive but not answering (SIGSTOP) is not "not running": status says which
+    os.kill(info.pid, signal.SIGSTOP)
+    try:
+        said = subprocess.run([sys.executable, "-m", "mossforge.cli", "server", "status"], env=state["env"],
+                              capture_output=True, text=True, timeout=120, cwd=REPO)
+    finally:
+        os.kill(info.pid, signal.SIGCONT)
+    assert said.returncode == 3 and f"not answering: pid {info.pid} is alive" in " ".join(said.stderr.split())
 
 
 def _epoch(timestamp: str) -> float:

@@ -38,3 +38,12 @@ def test_serve_checks_the_config_first(tmp_path):
     bad.write_text("[plan]\nper_tpye = 3\n")
     result = serve("--config", str(bad))
     assert result.exit_code == 2 and "plan.per_tpye: unknown key" in result.output
+
+
+def test_serve_names_a_bad_cron_or_time_zone_without_pydantics_text():
+    """A bad --timezone was reported as a --cron error, in pydantic's words with its URL."""
+    zone = Outcome(CliRunner().invoke(app, ["serve", "--cron", "0 3 * * *", "--timezone", "Mars/Base"]))
+    assert zone.exit_code == 2 and "--timezone 'Mars/Base' is not a time zone name" in zone.output
+    cron = Outcome(CliRunner().invoke(app, ["serve", "--cron", "every day"]))
+    assert cron.exit_code == 2 and "--cron 'every day' is not a cron expression" in cron.output
+    assert "pydantic" not in cron.output + zone.output and "--cron" not in zone.output

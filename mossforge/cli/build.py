@@ -96,7 +96,7 @@ def run(
                           f"candidates planned (config hash {cfg.config_hash()})", highlight=False)
             with console.status("checking the local Prefect server…"):  # a ServerError says why (exit 1)
                 chosen = server.select(temporary_server, on_start=lambda info: console.print(
-                    f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+                    f"starting the local Prefect server on {info.ui_url} (none was running; it keeps running: "
                     f"`mossforge server stop` stops it; log {info.log})", highlight=False))
             from mossforge.flows.build import run_build
 
@@ -245,10 +245,19 @@ def serve(
     cfg = load_config(config)
     from prefect.client.schemas.schedules import construct_schedule
 
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"--timezone {timezone!r} is not a time zone name (e.g. UTC, Europe/Berlin, "
+                         "America/New_York)") from None
     try:
         schedule = construct_schedule(cron=cron, timezone=timezone)
-    except ValueError as error:
-        raise InputError(f"--cron {cron!r}: {error}") from None
+    except ValueError as error:  # pydantic's text, its first error's message without the URL
+        reason = error.errors()[0]["msg"] if hasattr(error, "errors") else str(error)
+        raise InputError(f"--cron {cron!r} is not a cron expression ({reason}); e.g. \"0 3 * * *\" "
+                         "is 03:00 daily") from None
     from mossforge.flows import server
 
     received: list[int] = []
@@ -256,7 +265,7 @@ def serve(
         try:
             with console.status("checking the local Prefect server…"):
                 chosen = server.select(on_start=lambda info: console.print(
-                    f"starting the local Prefect server on {info.ui_url} (first use; it keeps running: "
+                    f"starting the local Prefect server on {info.ui_url} (none was running; it keeps running: "
                     f"`mossforge server stop` stops it; log {info.log})", highlight=False))
             if chosen.kind == "temporary":  # MOSSFORGE_SERVER=temporary: a server that ends with the command
                 raise InputError(f"{server.OPT_OUT_ENV}=temporary is set, but a schedule needs a Prefect server "

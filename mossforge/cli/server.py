@@ -39,10 +39,19 @@ def _say_crash_detection(api_url: str) -> None:
 
 
 @server_app.command("stop")
-def stop() -> None:
-    """Stop the local server (its data stays, under PREFECT_HOME)."""
+def stop(force: bool = typer.Option(False, "--force", help="Stop it even while runs are running on it "
+                                    "(they end Crashed; the same command resumes them).")) -> None:
+    """Stop the local server (its data stays, under PREFECT_HOME). Refused while runs are running
+    on it, unless --force."""
+    from mossforge.errors import InputError
     from mossforge.flows import server
 
+    running = server.status()
+    names = server.running_flow_runs(running.api_url) if running and not force else []
+    if names:
+        raise InputError(f"{len(names)} run(s) are running on the local server ({', '.join(names)}): stopping it "
+                         "now breaks them (they end Crashed, and a `serve` using it stops working). Wait for "
+                         "them, or `mossforge server stop --force`")
     info = server.stop()
     console.print(f"stopped the server on {info.ui_url} (pid {info.pid})" if info else "no local server was running",
                   highlight=False)
@@ -60,8 +69,14 @@ def status() -> None:
         console.print(f"runs use PREFECT_API_URL={os.environ['PREFECT_API_URL']} (the local server is not used)",
                       highlight=False)
     if info is None:
-        console.print(f"not running (state folder {server.state_dir()}); the next `mossforge run` starts it",
-                      highlight=False)
+        hung = server.unresponsive()
+        if hung is not None:
+            console.print(f"not answering: pid {hung.pid} is alive but {hung.api_url} does not answer (busy, or "
+                          f"stopped); `mossforge server stop` stops it, or the next run replaces it after "
+                          f"{server.START_TIMEOUT_S:.0f} s; log {hung.log}", highlight=False)
+        else:
+            console.print(f"not running (state folder {server.state_dir()}); the next `mossforge run` starts it",
+                          highlight=False)
         raise typer.Exit(3)
     console.print(f"running: pid {info.pid} since {info.started_at}, API {info.api_url}, log {info.log}",
                   highlight=False)
