@@ -178,6 +178,8 @@ def test_external_answers_are_scored_without_calling_any_model(version, tmp_path
     assert summary[("model-b", "benign", "all")]["refused"] == 0
     assert summary[("model-b", "contrast", "all")]["refused"] == 1
     assert set(pl.read_parquet(out / "answers.parquet")["source"]) == {"external"}
+    assert "note: model-b has answers to 1 of the 20 contrast items of this version" in flat(result.output)
+    assert "model-a has answers to" not in result.output  # all 20 benign items
     for row in summary.values():  # the printed table keeps every interval whole (a log cut them to "12.5%–5…")
         if row["decided"]:
             assert f"{row['ci_low']:.1%}–{row['ci_high']:.1%}" in result.output, result.output
@@ -197,6 +199,12 @@ def test_unknown_answer_ids_are_an_error_and_rank_correlation_needs_three_target
     items = read_items(version, "benign")
     with pytest.raises(ValueError, match="name no item of this version"):
         score_answers([ExternalAnswer("mf-nope", "m", "hi", "benign")], items, TargetCheckSection())
+    # a typo in the split named no item ("1 answers name no item"); a repeated answer counted twice
+    with pytest.raises(ValueError, match="a split that is neither benign nor contrast \\(e.g. 'benignn'\\)"):
+        score_answers([ExternalAnswer(items[0].id, "m", "hi", "benignn")], items, TargetCheckSection())
+    with pytest.raises(ValueError, match=f"model 'm' has more than one answer to '{items[0].id}' \\(benign\\)"):
+        score_answers([ExternalAnswer(items[0].id, "m", a, "benign") for a in ("hi", REFUSAL)], items,
+                      TargetCheckSection())
     rows = score_answers([ExternalAnswer(items[0].id, m, REFUSAL, "benign") for m in ("a", "b")], items,
                          TargetCheckSection())
     assert "undefined" in rank_correlation(summarize(rows)).note

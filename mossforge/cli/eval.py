@@ -114,6 +114,7 @@ def eval_command(
             except ValueError as error:  # an id or a split the version does not have
                 raise InputError(f"--answers {answers}: {error}") from error
             models = {r["target"]: r["model_id"] for r in rows}
+            _say_coverage(rows, items)
         else:
             console.print(f"asking {len(targets)} targets {len(items)} queries each ({name}, split {split})…",
                           highlight=False)
@@ -134,6 +135,18 @@ def eval_command(
             client.close()
     _print_eval_summary(report, accounting)
     print(out)
+
+
+def _say_coverage(rows: list[dict], items: list) -> None:
+    """--answers: a model's rate over a few items of a split reads like one over all of them."""
+    from collections import Counter
+
+    per_split = Counter(item.split for item in items)
+    answered = Counter((r["target"], r["split"]) for r in rows)
+    for (model, split), count in sorted(answered.items()):
+        if count < per_split[split]:
+            console.print(f"[yellow]note:[/] {model} has answers to {count} of the {per_split[split]} {split} "
+                          "items of this version: its rates cover those only", highlight=False)
 
 
 def _print_eval_summary(report: dict, accounting: dict | None) -> None:

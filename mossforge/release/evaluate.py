@@ -98,8 +98,11 @@ def score_answers(answers: Sequence[ExternalAnswer], items: Sequence[Item], sett
     for item in items:
         splits_of[item.id].append(item.split)
     grouped: dict[str, list[tuple[Item, ExternalAnswer]]] = defaultdict(list)
-    unknown, ambiguous = [], []
+    unknown, ambiguous, bad_split = [], [], []
     for answer in answers:
+        if answer.split is not None and answer.split not in ("benign", "contrast"):
+            bad_split.append(answer.split)
+            continue
         if answer.split is not None:
             item = by_key.get((answer.split, answer.item_id))
         elif len(splits_of.get(answer.item_id, [])) == 1:
@@ -112,6 +115,16 @@ def score_answers(answers: Sequence[ExternalAnswer], items: Sequence[Item], sett
             unknown.append(answer.item_id)
             continue
         grouped[answer.model].append((item, answer))
+    if bad_split:
+        raise ValueError(f"{len(bad_split)} answers have a split that is neither benign nor contrast (e.g. "
+                         f"{bad_split[0]!r})")
+    for model, pairs in grouped.items():  # a model's answer twice would count twice in its rate
+        seen: set[tuple[str, str]] = set()
+        for item, _ in pairs:
+            if (item.split, item.id) in seen:
+                raise ValueError(f"model {model!r} has more than one answer to {item.id!r} ({item.split}): "
+                                 "keep one answer per model and item")
+            seen.add((item.split, item.id))
     if ambiguous:
         raise ValueError(f"{len(ambiguous)} answers name an id that is in both splits (e.g. "
                          f"{ambiguous[0]!r}): add a split column (benign/contrast) or choose --split")
