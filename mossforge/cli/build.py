@@ -243,9 +243,9 @@ def serve(
     version is known. Like `run`, it starts the local server mossforge keeps when PREFECT_API_URL
     is not set."""
     cfg = load_config(config)
-    from prefect.client.schemas.schedules import construct_schedule
-
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from prefect.client.schemas.schedules import construct_schedule
 
     try:
         ZoneInfo(timezone)
