@@ -167,6 +167,10 @@ def test_cli_publish_dry_run_push_and_repush(setup, hub, tmp_path, caplog):  # n
     assert dry.exit_code == 0, dry.output
     assert "would push 1.0.0" in dry.stdout and "data/benign/test-00000-of-00001.parquet" in dry.stdout
     assert hub.requests == []
+    for bad in ("noslash", "bad repo/na me", "a/b/c"):  # --dry-run said "would push" to these
+        refused = runner.invoke(app, ["publish", "1.0.0", "--repo", bad, "--outputs", out, "--dry-run"])
+        assert refused.exit_code == 2 and f"--repo {bad!r} is not a Hugging Face repo id" in \
+            " ".join(refused.output.split()), refused.output
 
     pushed = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--outputs", out, "--private"])
     assert pushed.exit_code == 0, pushed.output

@@ -24,7 +24,7 @@ CONFIG = typer.Option(None, "--config", "-c", help="TOML config (default: the of
 
 def run(
     config: Path | None = CONFIG,
-    per_type: int | None = typer.Option(None, "--per-type", "-n", help="Candidates to plan per stimulus type."),
+    per_type: int | None = typer.Option(None, "--per-type", "-n", help="Items per stimulus type the version holds (after dedup; the plan draws a margin)."),
     outputs: Path | None = outputs_option("the config's run.out_dir, outputs/"),
     old_out: Path | None = old_out_option(),
     fresh: bool = typer.Option(False, "--fresh", help="Recompute every stage instead of reusing cached results."),
