@@ -368,6 +368,11 @@ def test_reviewers_labels_decide_without_a_judge_panel(prefect_harness, tmp_path
         writer.writeheader()
         writer.writerows(rows)
 
+    joined = runner.invoke(app, ["review", "import", str(review), "--into", str(version), "--out",
+                                 str(tmp_path / "joined.parquet"), "--mode", "join"])
+    assert joined.exit_code == 0, joined.output
+    assert "None" not in joined.output and "too few votes" in " ".join(joined.output.split())  # "confirmed None: 3"
+
     config.write_text(settings + f'[consensus]\nhuman_labels = "{review}"\n', encoding="utf-8")
     second = runner.invoke(app, run)
     assert second.exit_code == 0, second.output

@@ -77,7 +77,10 @@ def import_review(csv_path: Path, source: Path, out: Path, mode: str = "override
         apply_human_labels(record.consensus_label, labels.get(record.id, []), mode, rule, weights)
         if record.id in labels:
             after = record.consensus_label.consensus
-            changes[f"{before or 'none'}->{after}" if before != after else f"confirmed {after}"] += 1
+            if after is None:  # (it said "confirmed None"): join with too few votes for the rule
+                changes["no label (too few votes for the consensus rule; --mode override lets reviewers decide)"] += 1
+            else:
+                changes[f"{before or 'none'}->{after}" if before != after else f"confirmed {after}"] += 1
     write_records(records, Path(out))
     return {"items": len(records), "reviewed": len(labels), "changes": dict(sorted(changes.items())),
             "out": str(out)}
