@@ -183,6 +183,8 @@ class _HideOwnErrors(logging.Filter):
         if error is not None and any(isinstance(e, MossforgeError) for e in _chain(error)):
             return False
         message = record.getMessage() if record.levelno >= logging.ERROR else ""
+        if "Crash detected! Execution was aborted by a" in message:  # (an interrupt or termination signal)
+            return False  # Ctrl-C or SIGTERM: the CLI says it in one line (the run shows Crashed in the UI)
         return not any(name in message for name in _OWN_ERROR_NAMES)
 
 
@@ -208,7 +210,8 @@ def hide_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) 
     global _OWN_ERROR_NAMES
     if debug_enabled():
         return
-    _OWN_ERROR_NAMES = tuple(f"{cls.__name__}(" for cls in _subclasses(MossforgeError))
+    # as Prefect writes them: a state's repr ("RunInterrupted(...)") or its message ("RunInterrupted: ...")
+    _OWN_ERROR_NAMES = tuple(f"{cls.__name__}{end}" for cls in _subclasses(MossforgeError) for end in ("(", ": "))
     _add_filter(_HideOwnErrors, loggers)
 
 
