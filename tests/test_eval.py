@@ -208,6 +208,11 @@ def test_unknown_answer_ids_are_an_error_and_rank_correlation_needs_three_target
     rows = score_answers([ExternalAnswer(items[0].id, m, REFUSAL, "benign") for m in ("a", "b")], items,
                          TargetCheckSection())
     assert "undefined" in rank_correlation(summarize(rows)).note
+    # two models, one with both splits: it said "1 targets" of a file with two
+    contrast = read_items(version, "contrast")
+    rows += score_answers([ExternalAnswer(contrast[0].id, "a", REFUSAL, "contrast")], items + contrast,
+                          TargetCheckSection())
+    assert rank_correlation(summarize(rows)).note == "undefined: 1 target with rates on both splits (needs at least 3)"
 
 
 def test_a_missing_answer_is_counted_but_left_out_of_the_rates(version):

@@ -116,7 +116,7 @@ def score_answers(answers: Sequence[ExternalAnswer], items: Sequence[Item], sett
             continue
         grouped[answer.model].append((item, answer))
     if bad_split:
-        raise ValueError(f"{len(bad_split)} answers have a split that is neither benign nor contrast (e.g. "
+        raise ValueError(f"{len(bad_split)} answer(s) have a split that is neither benign nor contrast (e.g. "
                          f"{bad_split[0]!r})")
     for model, pairs in grouped.items():  # a model's answer twice would count twice in its rate
         seen: set[tuple[str, str]] = set()
@@ -126,10 +126,10 @@ def score_answers(answers: Sequence[ExternalAnswer], items: Sequence[Item], sett
                                  "keep one answer per model and item")
             seen.add((item.split, item.id))
     if ambiguous:
-        raise ValueError(f"{len(ambiguous)} answers name an id that is in both splits (e.g. "
+        raise ValueError(f"{len(ambiguous)} answer(s) name an id that is in both splits (e.g. "
                          f"{ambiguous[0]!r}): add a split column (benign/contrast) or choose --split")
     if unknown:
-        raise ValueError(f"{len(unknown)} answers name no item of this version (e.g. {unknown[0]!r})")
+        raise ValueError(f"{len(unknown)} answer(s) name no item of this version (e.g. {unknown[0]!r})")
     rows: list[dict] = []
     for model, pairs in grouped.items():
         target = TargetConfig.model_construct(name=model, endpoint="external", system_prompt=None,
@@ -190,7 +190,8 @@ def rank_correlation(summary: Sequence[dict]) -> Correlation:
     if not benign or not contrast:
         return Correlation(None, None, len(pairs), "undefined: needs both splits")
     if len(pairs) < 3:
-        return Correlation(None, None, len(pairs), f"undefined: {len(pairs)} targets (needs at least 3)")
+        return Correlation(None, None, len(pairs), f"undefined: {len(pairs)} target{'' if len(pairs) == 1 else 's'} "
+                           "with rates on both splits (needs at least 3)")
     xs, ys = zip(*pairs)
     if len(set(xs)) == 1 or len(set(ys)) == 1:
         return Correlation(None, None, len(pairs), "undefined: every target has the same rate on one split")
