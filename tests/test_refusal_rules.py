@@ -736,3 +736,23 @@ def test_classify_refusals_with_a_judge_labels_or_fails_loudly(tmp_path):
     assert result.exit_code == 1, result.output
     assert "labelling failed, nothing was written" in flat and "2 of 2 model calls failed" in flat
     assert not out.exists()
+
+
+def test_classify_refusals_jsonl_keeps_every_row_as_it_was(tmp_path):
+    """JSONL in, JSONL out: every row exactly as given plus its label (a column with 1 on one row and
+    "x" on another came back as "1", and a key a row lacked came back as null)."""
+    import json
+
+    from mossforge.cli.main import app
+
+    rows = [{"answer": "I can't help with that.", "extra": 1, "meta": {"model": "a"}},
+            {"answer": "Sure: here is a plan.", "extra": "x"},
+            {"answer": None, "extra": 2.5, "only_here": True}]
+    source = tmp_path / "answers.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["classify-refusals", str(source), "--explain"])
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in (tmp_path / "answers-refusals.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in w.items() if not k.startswith("refusal_")} for w in written] == rows
+    assert [w["refusal_label"] for w in written] == ["full_refusal", "full_compliance", "missing"]
+    assert written[2]["refusal_rule"] == "rules:no_answer"

@@ -51,6 +51,26 @@ def write_table(frame, out: Path) -> None:
     os.replace(tmp, out)
 
 
+def write_jsonl_with(source: Path, out: Path, added: dict[str, list]) -> bool:
+    """JSONL in, JSONL out: each input line's object, exactly as it was, plus the `added` columns.
+    (Through a DataFrame, a column holding 1 on one row and "x" on another came back as "1", and
+    keys a row did not have came back as nulls.) False, writing nothing, when the lines are not
+    one object each in the order read."""
+    import json
+    import os
+
+    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not all(isinstance(row, dict) for row in rows) or any(len(v) != len(rows) for v in added.values()):
+        return False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for n, row in enumerate(rows):
+            handle.write(json.dumps({**row, **{k: v[n] for k, v in added.items()}}, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    return True
+
+
 def dedup(
     file: Path = typer.Argument(..., help="Questions to deduplicate (.csv, .jsonl or .parquet)."),
     column: str = typer.Option(..., "--column", help="The column holding the text."),
@@ -186,7 +206,10 @@ def classify_refusals(
     result = frame.with_columns(pl.Series("refusal_label", labels, dtype=pl.String))
     if explain:
         result = result.with_columns(pl.Series("refusal_rule", rules, dtype=pl.String))
-    write_table(result, out)
+    added = {"refusal_label": labels, **({"refusal_rule": rules} if explain else {})}
+    both_jsonl = FORMATS[file.suffix.lower()] == FORMATS[out.suffix.lower()] == "ndjson"
+    if not (both_jsonl and write_jsonl_with(file, out, added)):
+        write_table(result, out)
     counts = result["refusal_label"].value_counts(sort=True)
     summary = ", ".join(f"{label} {n}" for label, n in counts.iter_rows())
     console.print(f"{len(labels)} answers ({mode}): {summary} → {out}", highlight=False)
