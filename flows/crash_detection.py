@@ -1,23 +1,38 @@
 """Runs whose process died without a word (`kill -9`, the OOM killer, `docker stop` past its grace,
 a lost machine) are marked Crashed on the managed server, instead of showing "Running" for ever.
 
-This is Prefect's own recipe ("How to detect and respond to zombie flows", Prefect 3 docs): every
-flow run sends a heartbeat event every `HEARTBEAT_S` seconds, and an automation on the server
-marks a `build_dataset` run Crashed when, after a heartbeat, neither another heartbeat nor a final
-state arrives within `SILENT_AFTER_S`. mossforge installs the automation when it starts its managed
-server, and sets the heartbeat for the runs that use that server (`server.Selection.active`). A
-server of your own (PREFECT_API_URL) is left as it is: runs there send Prefect's default heartbeat
-(every 180 s), which this window would read as silence.
+This is Prefect's own recipe ("How to detect and respond to zombie flows", Prefect 3 docs): a
+flow run sends a heartbeat event every `HEARTBEAT_S` seconds, and an automation marks a
+`build_dataset` run Crashed when, after a heartbeat, neither another heartbeat nor a final state
+arrives within `SILENT_AFTER_S`. mossforge installs the automation when it starts its managed
+server. The automation lives in Prefect's database, which other servers on the same PREFECT_HOME
+(a temporary server, `prefect server start`) read too, and a run sending Prefect's default heartbeat
+(every 180 s) would look silent to it: so it watches only runs tagged `TAG`, which mossforge's own
+runs carry, with the heartbeat it sets (`watched`, used by `server.Selection.active`; `serve` tags
+its deployment).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 
 HEARTBEAT_S = 30  # Prefect's minimum; its default (180 s) would leave a dead run "Running" for 9 minutes
 SILENT_AFTER_S = 120  # four missed heartbeats: a loaded machine can delay one, not four
 NAME = "mossforge: mark silent build runs Crashed"
 FLOW = "build_dataset"
+TAG = f"mossforge-heartbeat-{HEARTBEAT_S}s"  # the runs the automation watches: they send HEARTBEAT_S
+
+
+@contextlib.contextmanager
+def watched() -> Iterator[None]:
+    """Flow runs started inside send a heartbeat every HEARTBEAT_S seconds and carry TAG."""
+    from prefect import tags
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_S}), tags(TAG):
+        yield
 
 
 def automation(within_s: float = SILENT_AFTER_S):
@@ -36,7 +51,8 @@ def automation(within_s: float = SILENT_AFTER_S):
             expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
                     "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
-            match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW}),
+            match_related=[ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW}),
+                           ResourceSpecification({"prefect.resource.id": f"prefect.tag.{TAG}"})],  # (all of them)
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -59,6 +75,8 @@ def install(api_url: str, within_s: float = SILENT_AFTER_S) -> None:
     with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         wanted = automation(within_s)
         existing = client.read_automations_by_name(NAME)
+        if existing:  # turned off in the UI: it stays off
+            wanted.enabled = existing[0].enabled
         if len(existing) == 1 and _same(existing[0], wanted):
             return
         for old in existing:

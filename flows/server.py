@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC
 from pathlib import Path
 
 from mossforge.errors import MossforgeError
@@ -141,14 +142,32 @@ def unresponsive() -> ServerInfo | None:
     return None
 
 
-def running_flow_runs(api_url: str) -> list[str]:
-    """Names of the flow runs the server at `api_url` has Running (at most 20)."""
+ALIVE_WITHIN_S = 200  # a run heard from this recently is alive: longer than Prefect's 180 s default heartbeat
+
+
+def live_flow_runs(api_url: str) -> list[str]:
+    """Names of the flow runs Running on the server at `api_url` that are alive: a heartbeat (or
+    their start) in the last ALIVE_WITHIN_S seconds. A run shown Running that nothing has heard
+    from for longer (killed where no crash detection watched it) stays Running for ever: it is left out."""
+    from datetime import datetime, timedelta
+
     import httpx
 
+    since = datetime.now(UTC) - timedelta(seconds=ALIVE_WITHIN_S)
     response = httpx.post(f"{api_url}/flow_runs/filter", timeout=10, json={
-        "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 20})
+        "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 50})
     response.raise_for_status()
-    return [run["name"] for run in response.json()]
+    runs = response.json()
+    if not runs:
+        return []
+    response = httpx.post(f"{api_url}/events/filter", timeout=10, json={"filter": {
+        "occurred": {"since": since.isoformat()}, "event": {"prefix": ["prefect.flow-run.heartbeat"]},
+        "resource": {"id": [f"prefect.flow-run.{run['id']}" for run in runs]}}, "limit": 50})
+    response.raise_for_status()
+    heard = {event["resource"]["prefect.resource.id"].rsplit(".", 1)[-1] for event in response.json()["events"]}
+    recent = {run["id"] for run in runs if run.get("start_time")
+              and datetime.fromisoformat(run["start_time"].replace("Z", "+00:00")) > since}
+    return [run["name"] for run in runs if run["id"] in heard | recent]
 
 
 def _port_free(port: int) -> bool:
@@ -316,18 +335,16 @@ class Selection:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        """Prefect pointed at this server for the duration (nothing to change unless managed). On
-        the managed server, runs (served ones too: the runner passes its settings on) send the
-        heartbeat its crash detection watches (flows/crash_detection.py)."""
-        if self.kind != "managed":
-            yield
-            return
-        from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        """Prefect pointed at this server for the duration (a change only when managed). Runs
+        started inside, on any server, send the heartbeat and carry the tag that crash detection
+        watches (flows/crash_detection.py; served runs get the heartbeat through the runner's
+        settings and the tag from the deployment)."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from mossforge.flows.crash_detection import HEARTBEAT_S
+        from mossforge.flows.crash_detection import watched
 
-        with temporary_settings(updates={PREFECT_API_URL: self.api_url,
-                                         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_S}):
+        updates = {PREFECT_API_URL: self.api_url} if self.kind == "managed" else {}
+        with temporary_settings(updates=updates), watched():
             yield
 
 

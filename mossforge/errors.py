@@ -210,8 +210,10 @@ def hide_own_errors_in_logs(loggers=("prefect.flow_runs", "prefect.task_runs")) 
     global _OWN_ERROR_NAMES
     if debug_enabled():
         return
-    # as Prefect writes them: a state's repr ("RunInterrupted(...)") or its message ("RunInterrupted: ...")
-    _OWN_ERROR_NAMES = tuple(f"{cls.__name__}{end}" for cls in _subclasses(MossforgeError) for end in ("(", ": "))
+    # as Prefect writes them: a state's repr ("RunInterrupted(...)") or its message ("... encountered an
+    # exception RunInterrupted: ..."; not a bare "NetworkError: ", which another library's error may be)
+    _OWN_ERROR_NAMES = tuple(pattern for cls in _subclasses(MossforgeError)
+                             for pattern in (f"{cls.__name__}(", f"exception {cls.__name__}: "))
     _add_filter(_HideOwnErrors, loggers)
 
 

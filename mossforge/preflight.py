@@ -45,22 +45,36 @@ class EndpointUse:
 
 def endpoint_uses(config) -> list[EndpointUse]:
     """Every endpoint the config's stages will call, with the keys that name it."""
-    roles: dict[tuple[str, str], list[str]] = {}
+    uses: list[tuple[str | None, str, str]] = []
+    if config.generate.generator == "llm":
+        uses.append((config.generate.endpoint, "chat", "generate.endpoint"))
+    if config.render.renderer == "image_api":
+        uses.append((config.render.endpoint, "images", "render.endpoint"))
+    uses += _target_uses(config, config.targets,
+                         judged=bool(config.targets) and config.target_check.classifier != "rules")
+    uses += [(judge.endpoint, "chat", f"judges[{judge.name}].endpoint") for judge in config.judges]
+    return _merged(uses)
 
-    def use(name: str | None, kind: str, key: str) -> None:
+
+def model_uses(config, targets=(), judged: bool = False) -> list[EndpointUse]:
+    """The endpoints a command outside the build calls (`eval`, `classify-refusals`): the targets it
+    asks, and the target-check judge when `judged` and one labels the answers."""
+    return _merged(_target_uses(config, targets, judged))
+
+
+def _target_uses(config, targets, judged: bool) -> list[tuple[str | None, str, str]]:
+    uses = [(target.endpoint, "chat", f"targets[{target.name}].endpoint") for target in targets]
+    if judged and config.target_check.judge is not None:
+        uses.append((config.target_check.judge.endpoint, "chat", "target_check.judge.endpoint"))
+    return uses
+
+
+def _merged(uses: list[tuple[str | None, str, str]]) -> list[EndpointUse]:
+    """One EndpointUse per (endpoint, kind), with every key that names it."""
+    roles: dict[tuple[str, str], list[str]] = {}
+    for name, kind, key in uses:
         if name is not None:
             roles.setdefault((name, kind), []).append(key)
-
-    if config.generate.generator == "llm":
-        use(config.generate.endpoint, "chat", "generate.endpoint")
-    if config.render.renderer == "image_api":
-        use(config.render.endpoint, "images", "render.endpoint")
-    for target in config.targets:
-        use(target.endpoint, "chat", f"targets[{target.name}].endpoint")
-    if config.targets and config.target_check.judge is not None and config.target_check.classifier != "rules":
-        use(config.target_check.judge.endpoint, "chat", "target_check.judge.endpoint")
-    for judge in config.judges:
-        use(judge.endpoint, "chat", f"judges[{judge.name}].endpoint")
     return [EndpointUse(name, kind, tuple(keys)) for (name, kind), keys in roles.items()]
 
 
@@ -162,17 +176,6 @@ def _probe_models(endpoint: EndpointConfig, timeout: float) -> ChatFailure | Non
     return None  # a server without a model list (404) answered: reachable, nothing more to learn
 
 
-def model_uses(config, targets=(), judged: bool = False) -> list[EndpointUse]:
-    """The endpoints a command outside the build calls (`eval`, `classify-refusals`): the targets it
-    asks, and the target-check judge when one labels the answers."""
-    roles: dict[str, list[str]] = {}
-    for target in targets:
-        roles.setdefault(target.endpoint, []).append(f"targets[{target.name}].endpoint")
-    if judged and config.target_check.judge is not None:
-        roles.setdefault(config.target_check.judge.endpoint, []).append("target_check.judge.endpoint")
-    return [EndpointUse(name, "chat", tuple(keys)) for name, keys in roles.items()]
-
-
 def check_endpoints(config, timeout: float = 20.0, uses: list[EndpointUse] | None = None) -> list[str]:
     """Probe every endpoint the config uses (or those in `uses`), concurrently; raise
     `PreflightError` listing every problem found. Returns the endpoints checked."""
@@ -231,9 +234,10 @@ def check_inputs(config) -> None:
     named = [("dedup.reference_files", ref.path) for ref in config.dedup.reference_files if config.dedup.enabled]
     if config.consensus.human_labels:
         named.append(("consensus.human_labels", config.consensus.human_labels))
-    for key, path in named:
-        if not Path(path).exists():
-            raise ConfigError(f"{key}: {path} does not exist. Nothing was run.")
+    for key, path in named:  # (a reference may be a dataset folder; the labels must be a file)
+        if not (Path(path).is_file() if key == "consensus.human_labels" else Path(path).exists()):
+            raise ConfigError(f"{key}: {path} does not exist{' or is not a file' if Path(path).exists() else ''}. "
+                              "Nothing was run.")
 
 
 def check_run(config, endpoints: bool = True) -> list[str]:

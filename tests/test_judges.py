@@ -391,3 +391,7 @@ def test_reviewers_labels_decide_without_a_judge_panel(prefect_harness, tmp_path
     card = (relabelled / "README.md").read_text(encoding="utf-8")
     assert "Human review (no judge panel)" in card and "Reviewers labelled 3 of the 6 candidates" in card
     assert "3 unreviewed ones are published as candidates" in card
+    # the verification section does not call the stage run: half the items are confirmed by nobody
+    assert ("**consensus_label**: `reviewers only` (no judge panel: reviewers labelled 3 of 6 candidates; the "
+            "other 3 are confirmed benign by nobody)") in card
+    assert "treat this version as *candidate*" in card

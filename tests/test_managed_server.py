@@ -284,8 +284,11 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
 
     # A shorter window than the default 120 s, so that the test takes one minute, not three; the
     # heartbeat stays what runs send (every 30 s), so a live run must outlast a window unharmed.
-    window = 40
+    window = 50  # (20 s more than a heartbeat's interval: slack for a loaded machine)
     crash_detection.install(info.api_url, within_s=window)
+    watched_only = [spec.model_dump() for spec in crash_detection.installed(info.api_url).trigger.match_related]
+    assert {"prefect.resource.id": f"prefect.tag.{crash_detection.TAG}"} in watched_only  # runs on this
+    # database from elsewhere (a temporary server, plain workers) send 180 s heartbeats: not watched
     assert len(httpx.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
 
     def flow_run(run_id: str) -> dict:
@@ -317,6 +320,7 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
             running = wait_for(lambda: httpx.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
                 "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}).json(), 300, "a running build")
             run_id = running[0]["id"]
+            assert crash_detection.TAG in running[0]["tags"]
             first = wait_for(lambda: heartbeats(run_id), 30, "the run's first heartbeat")[0]
             # Alive past a whole window after its first heartbeat (plus the server's 5 s evaluation step)
             time.sleep(max(0.0, first + window + 10 - time.time()))
@@ -339,7 +343,7 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
                        "the killed run to be marked Crashed")
     last_beat = heartbeats(run_id)[-1]
     assert last_beat < killed and _epoch(crashed["state"]["timestamp"]) - last_beat >= window
-    assert "no heartbeat from this run for 40 s" in crashed["state"]["message"]
+    assert f"no heartbeat from this run for {window} s" in crashed["state"]["message"]
     assert not any((tmp_path / "out" / "zombie").glob("[!.]*")), "a killed run published something"
 
     # A server alive but not answering (SIGSTOP) is not "not running": status says which
@@ -362,6 +366,8 @@ def test_a_served_schedule_puts_its_runs_on_the_server(state, tmp_path):
     """`serve --cron` registers a schedule; the server's scheduler must turn it into scheduled runs.
     With SQLAlchemy 2.1 under Prefect 3.8.8 it failed every minute in the server's log ("Can't
     evaluate bulk DML statement") and no scheduled run was ever created, while `serve` looked fine."""
+    from mossforge.flows import crash_detection
+
     info = server.ensure_running()
     state["started"].append(info.pid)
     config = tmp_path / "sched.toml"
@@ -381,6 +387,7 @@ def test_a_served_schedule_puts_its_runs_on_the_server(state, tmp_path):
                     "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json()
         log = Path(info.log).read_text(encoding="utf-8", errors="replace")
         assert scheduled, "no scheduled run after 90 s; the server log says: " + log[-2000:]
+        assert crash_detection.TAG in found[0]["tags"]  # served runs are watched by crash detection
         assert all(run["expected_start_time"].split("T")[1].startswith("03:00") for run in scheduled)
         assert "Can't evaluate bulk DML" not in log
     finally:

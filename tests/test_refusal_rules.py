@@ -747,12 +747,13 @@ def test_classify_refusals_jsonl_keeps_every_row_as_it_was(tmp_path):
 
     rows = [{"answer": "I can't help with that.", "extra": 1, "meta": {"model": "a"}},
             {"answer": "Sure: here is a plan.", "extra": "x"},
-            {"answer": None, "extra": 2.5, "only_here": True}]
+            {"answer": None, "extra": 2.5, "only_here": True},
+            {"answer": "Here it is:\u2028a line separator inside the answer.", "extra": None}]
     source = tmp_path / "answers.jsonl"
-    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    source.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["classify-refusals", str(source), "--explain"])
     assert result.exit_code == 0, result.output
-    written = [json.loads(line) for line in (tmp_path / "answers-refusals.jsonl").read_text().splitlines()]
+    written = [json.loads(line) for line in (tmp_path / "answers-refusals.jsonl").read_text().split("\n") if line]
     assert [{k: v for k, v in w.items() if not k.startswith("refusal_")} for w in written] == rows
-    assert [w["refusal_label"] for w in written] == ["full_refusal", "full_compliance", "missing"]
+    assert [w["refusal_label"] for w in written] == ["full_refusal", "full_compliance", "missing", "full_compliance"]
     assert written[2]["refusal_rule"] == "rules:no_answer"

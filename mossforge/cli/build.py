@@ -285,13 +285,14 @@ def _sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
     """SIGTERM (`docker stop`, systemd) stops `serve` the way Ctrl-C does; `received` gets its number."""
     def on_sigterm(*_) -> None:
         received.append(signal.SIGTERM)
+        # A shell starts a background job (`mossforge serve … &` in a script) with SIGINT ignored, so
+        # that a Ctrl-C meant for the script's foreground command spares it; the SIGINT raised here
+        # would then do nothing, and SIGTERM would not stop `serve` at all.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.raise_signal(signal.SIGINT)  # a KeyboardInterrupt, or in asyncio.run the main task cancelled
 
-    # A shell starts a background job (`mossforge serve … &` in a script) with SIGINT ignored, and
-    # the SIGINT raised above would then do nothing: SIGTERM would not stop `serve` at all.
     previous_sigint = signal.getsignal(signal.SIGINT)
-    if previous_sigint is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
@@ -312,7 +313,7 @@ def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str,
 
     from prefect.runner import Runner
 
-    from mossforge.flows import server
+    from mossforge.flows import crash_detection, server
     from mossforge.flows.build import build_dataset
 
     on_sigterm = signal.getsignal(signal.SIGTERM)
@@ -326,7 +327,7 @@ def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str,
     runner = ServeRunner(name=deployment, pause_on_shutdown=False)
     deployment_id = runner.add_flow(build_dataset, name=deployment, schedules=[schedule],
                                     parameters={"config": cfg.model_dump(mode="json"), "preflight": True},
-                                    tags=["mossforge", cfg.dataset.name])
+                                    tags=["mossforge", cfg.dataset.name, crash_detection.TAG])
     page = f"{chosen.ui_url}/deployments/deployment/{deployment_id}" if chosen.ui_url else chosen.api_url
     console.print(f"serving build_dataset/{deployment} on {cron!r} ({timezone}): {page}\n"
                   f"run it now from that page (Run > Quick run), or with `PREFECT_API_URL="

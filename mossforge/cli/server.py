@@ -20,7 +20,10 @@ def start() -> None:
     console.print(f"running: pid {info.pid}, API {info.api_url}; state in {server.state_dir()}", highlight=False)
     from mossforge.flows import crash_detection
 
-    crash_detection.install(info.api_url)  # (a server started by an older mossforge gets it too)
+    try:
+        crash_detection.install(info.api_url)  # (a server started by an older mossforge gets it too)
+    except Exception as error:  # the server runs: say what failed, and go on
+        console.print(f"crash detection could not be installed: {type(error).__name__}: {error}", highlight=False)
     _say_crash_detection(info.api_url)
     print(info.ui_url)
 
@@ -28,10 +31,18 @@ def start() -> None:
 def _say_crash_detection(api_url: str) -> None:
     from mossforge.flows import crash_detection
 
-    found = crash_detection.installed(api_url)
+    try:
+        found = crash_detection.installed(api_url)
+    except Exception as error:  # a server that answers /health but not this
+        console.print(f"crash detection: unknown ({type(error).__name__}: {error})", highlight=False)
+        return
     if found is None:
         console.print("crash detection: off (runs killed without a word stay \"Running\" in the UI); "
                       "`mossforge server start` turns it on", highlight=False)
+        return
+    if not found.enabled:
+        console.print(f"crash detection: off (the automation {crash_detection.NAME!r} is turned off in the UI's "
+                      "Automations)", highlight=False)
         return
     silent = found.trigger.within.total_seconds()
     console.print(f"crash detection: on (a build run that sends no heartbeat for {silent:.0f} s is marked "
@@ -47,7 +58,7 @@ def stop(force: bool = typer.Option(False, "--force", help="Stop it even while r
     from mossforge.flows import server
 
     running = server.status()
-    names = server.running_flow_runs(running.api_url) if running and not force else []
+    names = server.live_flow_runs(running.api_url) if running and not force else []
     if names:
         raise InputError(f"{len(names)} run(s) are running on the local server ({', '.join(names)}): stopping it "
                          "now breaks them (they end Crashed, and a `serve` using it stops working). Wait for "

@@ -111,9 +111,19 @@ def render_card(manifest: dict, benign_features, contrast_features) -> str:
     for stage in ("target_check", "consensus_label"):
         status = manifest["stages"].get(stage, "not_run")
         verification.append((stage, status, _NOT_RUN_MEANING[stage] if status == "not_run" else "ran"))
+    consensus = manifest.get("consensus") or {}
+    unconfirmed = False
+    if manifest["stages"].get("consensus_label") == "ran" and consensus.get("human_labelled") is not None \
+            and not consensus.get("judges"):  # reviewers' labels without a panel: what they did not label is not confirmed
+        unreviewed = consensus["labels"].get("unreviewed", 0)
+        unconfirmed = unreviewed > 0
+        verification[1] = ("consensus_label", "reviewers only", f"no judge panel: reviewers labelled "
+                           f"{consensus['human_labelled']} of {consensus['items']} candidates"
+                           + (f"; the other {unreviewed} are confirmed benign by nobody" if unreviewed else ""))
     return render(
         "card/card.md.j2", yaml=card.to_yaml(), manifest=manifest, config=config, counts=counts,
-        verification=verification, candidate=any(status == "not_run" for _, status, _ in verification),
+        verification=verification,
+        candidate=unconfirmed or any(status == "not_run" for _, status, _ in verification),
         refusals=refusals_section(manifest), judging=judging_section(manifest.get("consensus")),
         refine=refine_section(manifest.get("refine")),
         categories=categories, coverage=coverage, funnel=funnel_table(manifest["funnel"]),

@@ -122,8 +122,8 @@ class ConsensusLabelStage(Stage):
         return {
             "judges": [{"name": j.name, "model": config.endpoints[j.endpoint].model, "endpoint": j.endpoint,
                         "format": j.format, "weight": j.weight} for j in config.judges],
-            "rule": config.consensus.rule,
-            "rule_text": Rule.from_settings(config.consensus).describe(),
+            "rule": config.consensus.rule if config.judges else REVIEWERS_RULE,
+            "rule_text": Rule.from_settings(config.consensus).describe() if config.judges else REVIEWERS_RULE_TEXT,
             "controversial_split": config.consensus.controversial_split,
             "items": items,
             "labels": dict(sorted(labels.items())),
@@ -139,6 +139,11 @@ class ConsensusLabelStage(Stage):
             },
             "judge_calls": calls,
         }
+
+
+REVIEWERS_RULE = "reviewers"  # no panel: the reviewers' labels decide (apply_human_labels' override)
+REVIEWERS_RULE_TEXT = ("no judge panel: reviewers' labels decide the items they labelled (reviewers who "
+                       "disagree make an item controversial at least; any harmful vote makes it harmful)")
 
 
 def _decide(record, controversial_split: bool) -> Keep | Drop:
@@ -166,12 +171,13 @@ def _review_only(records: list, ctx: StageContext, humans: dict, rule) -> list[K
             outcomes.append(Keep(record))
             continue
         label = record.consensus_label
-        label.rule = settings.rule
+        label.rule = REVIEWERS_RULE
         apply_human_labels(label, mine, "override", rule)
         labels[label.consensus or "no_label"] += 1
         outcomes.append(_decide(record, settings.controversial_split))
     reviewed = len(records) - labels["unreviewed"]
-    ctx.note(f"no judge panel: {reviewed} items decided by reviewers' labels, {labels['unreviewed']} "
+    joined = " (human_mode join: no panel to join, so the reviewers decide)" if settings.human_mode == "join" else ""
+    ctx.note(f"no judge panel: {reviewed} items decided by reviewers' labels{joined}, {labels['unreviewed']} "
              "unreviewed (kept as candidates)")
     ctx.stats = {"fleiss_rows": [], "labels": dict(labels), "contrast": {}, "abstentions": {},
                  "human_labelled": reviewed}
