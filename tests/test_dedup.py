@@ -102,6 +102,12 @@ def test_cli_dedup_keeps_every_row(tmp_path):
     assert frame["id"].to_list() == [1, 2, 3, 4]
     assert frame["is_duplicate"].to_list() == [False, True, False, True]
     assert frame["dup_cluster"].to_list() == [0, 0, 2, 2]
+    assert "no text" not in result.output
+
+    blanks = tmp_path / "blanks.jsonl"  # null and empty texts embed alike: say so, not silently
+    blanks.write_text('{"prompt": "A question."}\n{"prompt": null}\n{"prompt": ""}\n')
+    result = CliRunner().invoke(app, ["dedup", str(blanks), "--column", "prompt"])
+    assert result.exit_code == 0 and "2 row(s) have no text in column 'prompt'" in " ".join(result.output.split())
 
 
 def test_cli_dedup_writes_beside_its_input_by_default(tmp_path):

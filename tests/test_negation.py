@@ -148,3 +148,9 @@ def test_photos_sharing_a_stem_keep_their_own_variants_and_an_empty_folder_is_an
     output = " ".join(result.output.split())
     assert result.exit_code == 2 and f"{empty} has no images" in output and ".png, .jpg, .jpeg" in output
     assert not (tmp_path / "o3").exists()
+
+    broken = tmp_path / "broken"  # images by name, none readable: it said "0 images written", exit 0
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(app, ["negate", str(broken), "--out", str(tmp_path / "o4")])
+    assert result.exit_code == 2 and "none of the 1 images" in " ".join(result.output.split()), result.output

@@ -103,6 +103,9 @@ def dedup(
         raise InputError(f"{file} has no column {column!r} (columns: {', '.join(frame.columns)})")
     check_csv_can_hold(frame, out)
     texts = [("" if t is None else str(t)) for t in frame[column].to_list()]
+    if blank := sum(1 for t in texts if not t.strip()):  # (they embed alike: duplicates of each other)
+        console.print(f"[yellow]note:[/] {blank} row(s) have no text in column {column!r} (null or empty); they are "
+                      "compared as empty texts, so all but the first are marked duplicates", highlight=False)
     references: list[str] = []
     for ref in reference:
         from mossforge.release.dataset_io import dataset_questions, is_dataset_folder
@@ -275,4 +278,7 @@ def negate(
     errors = [r for r in rows if "error" in r]
     for row in errors:
         console.print(f"[yellow]skipped[/yellow] {row['source']}: {row['error']}")
+    if errors and len(errors) == len(rows):  # (it said "0 images written", exit 0)
+        raise InputError(f"none of the {len(rows)} images in {folder} could be read (each is listed above); "
+                         "nothing was written but the manifest")
     console.print(f"{len(rows) - len(errors)} images written to {out} (manifest.jsonl lists them)")
