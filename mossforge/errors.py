@@ -185,6 +185,8 @@ class _HideOwnErrors(logging.Filter):
         message = record.getMessage() if record.levelno >= logging.ERROR else ""
         if "Crash detected! Execution was aborted by a" in message:  # (an interrupt or termination signal)
             return False  # Ctrl-C or SIGTERM: the CLI says it in one line (the run shows Crashed in the UI)
+        if "Task run cancelled by the task runner" in message:  # the queued tasks a Ctrl-C cancelled
+            return False
         return not any(name in message for name in _OWN_ERROR_NAMES)
 
 

@@ -474,8 +474,9 @@ def test_ctrl_c_or_sigterm_says_what_happened_and_how_to_resume(server, tmp_path
     how = "interrupted" if number == signal.SIGINT else "stopped by SIGTERM"
     assert f"error: {how} before the run finished" in said and "the same command resumes" in said, err[-2000:]
     assert "Traceback" not in err, err
-    # one line, as the README says: not Prefect's "Crash detected!" and a Failed line per task run first
-    assert "Crash detected" not in err and "ERROR" not in err, err
+    # one line, as the README says: not Prefect's "Crash detected!" for the flow, a Failed line per task
+    # run and a Crashed one per task the runner cancelled first (which tasks were queued is timing)
+    assert "Crash detected" not in err and "RunInterrupted" not in err and "cancelled by the task runner" not in err, err
     assert not any((tmp_path / "out" / "interrupted").glob("[!.]*")), "no version is published"
 
 
