@@ -69,10 +69,7 @@ def automation(within_s: float = SILENT_AFTER_S):
 def install(api_url: str, within_s: float = SILENT_AFTER_S) -> None:
     """Create the automation on the server at `api_url`, replacing one of the same name (an older
     mossforge's, or one with another window), so that exactly one is there."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+    with _client(api_url) as client:
         wanted = automation(within_s)
         existing = client.read_automations_by_name(NAME)
         if existing:  # turned off in the UI: it stays off
@@ -86,12 +83,19 @@ def install(api_url: str, within_s: float = SILENT_AFTER_S) -> None:
 
 def installed(api_url: str):
     """The automation on the server at `api_url`, or None."""
+    with _client(api_url) as client:
+        found = client.read_automations_by_name(NAME)
+    return found[0] if found else None
+
+
+@contextlib.contextmanager
+def _client(api_url: str):
+    """Prefect's sync client for the server at `api_url`."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        found = client.read_automations_by_name(NAME)
-    return found[0] if found else None
+        yield client
 
 
 def _same(existing, wanted) -> bool:
