@@ -12,7 +12,7 @@ Exit codes (the README lists them too):
 | 0    | done (a version published, or a command did its work) |
 | 1    | failed: a run whose stage failed (too many model calls failed), a push to the Hub that failed, an unexpected error |
 | 2    | bad input: a config, a file, a column, an argument; nothing was done |
-| 3    | an endpoint is not usable (rejected key, unknown model, host not reachable): found by the preflight, before any stage |
+| 3    | an endpoint is not usable (rejected key, unknown model, host not reachable), or the Hugging Face token cannot push: found before any stage or upload |
 | 4    | nothing to publish: the run ended with zero items and the config does not allow empty versions |
 | 5    | the dataset folder is locked by another run (with `--no-wait`) |
 | 6    | network: a host could not be reached |
@@ -88,7 +88,7 @@ class NetworkError(MossforgeError):
     exit_code = 6
 
 
-def _network_host(error: BaseException) -> str | None:
+def network_host(error: BaseException) -> str | None:
     """The host of a connection error (httpx, requests, urllib3), if `error` is one."""
     if isinstance(error, BrokenPipeError):  # (a ConnectionError to Python: a pipe, not a host)
         return None
@@ -124,7 +124,7 @@ def describe(error: BaseException) -> tuple[str, int]:
     if own is not None:
         return str(own), own.exit_code
     for link in _chain(error):
-        host = _network_host(link)
+        host = network_host(link)
         if host is not None:
             return (f"could not reach {host} ({type(link).__name__}: {str(link)[:200]}); check the network "
                     "connection (and HF_ENDPOINT, a proxy or PREFECT_API_URL if set; for 127.0.0.1, "

@@ -7,7 +7,9 @@ Before any stage (`check_run`):
   (generator, targets, judges, the refusal judge), the model list for an image endpoint. A key
   that is missing or rejected (401/403), a model the server does not know, or a host that cannot
   be reached stops the run, naming the endpoint, its URL and the environment variable that holds
-  its key (never the key).
+  its key (never the key);
+- when the run pushes to the Hub (`dataset.hub_repo`), the Hugging Face token can push (whoami):
+  a missing, rejected or read-only token stops the run before its first stage, not after its last.
 
 After the model stages (`check_failures`): a stage in which every model call failed, or more than
 `run.max_failed_share` of them, fails the run with that reason. Blocked requests
@@ -240,11 +242,38 @@ def check_inputs(config) -> None:
                               "Nothing was run.")
 
 
+def check_hub(config) -> list[str]:
+    """When the run pushes (`dataset.hub_repo`), the Hugging Face token can push: a missing, rejected
+    or read-only token found now, not after the whole run (the version would be published locally
+    and the push would fail at the end). Returns ["the Hub"] when checked."""
+    if not config.dataset.hub_repo:
+        return []
+    from mossforge.errors import network_host
+    from mossforge.release.hub import HubError, check_push_access
+
+    try:
+        check_push_access()
+    except HubError as error:
+        raise PreflightError(f"preflight failed, nothing was run:\n  dataset.hub_repo = {config.dataset.hub_repo}: "
+                             f"{error}") from None
+    except Exception as error:  # a Hub that cannot be reached (HF_ENDPOINT, a proxy, no network, offline mode)
+        offline = type(error).__name__ == "OfflineModeIsEnabled"
+        host = network_host(error)
+        if host is None and not offline:
+            raise
+        why = ("HF_HUB_OFFLINE is set; unset it for a run that pushes" if offline else
+               f"could not reach the Hugging Face Hub ({host}) to check the token; check the network and HF_ENDPOINT")
+        raise PreflightError(f"preflight failed, nothing was run:\n  dataset.hub_repo = {config.dataset.hub_repo}: "
+                             f"{why}") from None
+    return ["the Hub"]
+
+
 def check_run(config, endpoints: bool = True) -> list[str]:
-    """Everything that can be known before any stage runs: input files, folders, then endpoints."""
+    """Everything that can be known before any stage runs: input files, folders, then endpoints
+    and the Hub token (unless `endpoints` is False: --skip-preflight)."""
     check_inputs(config)
     check_writable(run_folders(config))
-    return check_endpoints(config) if endpoints else []
+    return check_endpoints(config) + check_hub(config) if endpoints else []
 
 
 # --- during and after the run -------------------------------------------------------------------

@@ -184,8 +184,49 @@ def test_cli_publish_dry_run_push_and_repush(setup, hub, tmp_path, caplog):  # n
 
     bad = runner.invoke(app, ["publish", "1.0.0", "--repo", REPO, "--outputs", out],
                         env={"HF_TOKEN": "hf_NotTheRightOne"})
-    assert bad.exit_code == 1 and "rejected (401" in bad.output and "hf_NotTheRightOne" not in bad.output
+    assert bad.exit_code == 3 and "rejected (401" in bad.output and "hf_NotTheRightOne" not in bad.output
     _no_token_anywhere(tmp_path, caplog.text, dry.output, pushed.output, again.output)
+
+
+def test_a_run_that_pushes_checks_the_token_before_any_stage(hub, tmp_path):
+    """dataset.hub_repo set and the token wrong, read-only or the Hub unreachable: `mossforge run`
+    exits 3 in its preflight, before Prefect or any stage (it used to build and publish locally,
+    then fail the push at the end, exit 1); the token is never printed."""
+    from test_fail_loudly import _cli, _closed_port
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[plan]\nper_type = 2\n[dataset]\nhub_repo = "{REPO}"\n')
+    out = tmp_path / "out"
+    env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_NotTheRightOne"}
+    rejected = _cli("run", "--config", str(config), "--outputs", str(out), env=env)
+    assert rejected.returncode == 3, rejected.stderr
+    assert "dataset.hub_repo = mossforge-test/demo" in rejected.stderr and "rejected (401" in rejected.stderr
+    assert "hf_NotTheRightOne" not in rejected.stderr + rejected.stdout and "Traceback" not in rejected.stderr
+    paths = [path for _, path in hub.requests]  # (a fresh huggingface_hub also asks /api/agent-harnesses)
+    assert "/api/whoami-v2" in paths and REPO not in hub.repos and hub.posts("commit") == 0
+
+    hub.role = "read"
+    read_only = _cli("run", "--config", str(config), "--outputs", str(out), env={**env, "HF_TOKEN": TOKEN})
+    assert read_only.returncode == 3 and "read-only" in read_only.stderr, read_only.stderr
+    unreachable = _cli("run", "--config", str(config), "--outputs", str(out),
+                       env={**env, "HF_TOKEN": TOKEN, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"})
+    assert unreachable.returncode == 3 and "could not reach the Hugging Face Hub" in unreachable.stderr, \
+        unreachable.stderr
+    offline = _cli("run", "--config", str(config), "--outputs", str(out), env={**env, "HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 3 and "HF_HUB_OFFLINE is set" in offline.stderr, offline.stderr
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no stage ran, nothing published
+    assert TOKEN not in "".join(r.stderr + r.stdout for r in (read_only, unreachable, offline))
+
+
+def test_the_preflight_passes_a_token_that_can_push(hub, tmp_path):
+    from mossforge.config import load_config
+    from mossforge.preflight import check_run
+
+    config = load_config(overrides={"dataset.hub_repo": REPO, "run.out_dir": str(tmp_path / "out"),
+                                    "run.work_dir": str(tmp_path / "work")})
+    assert check_run(config) == ["the Hub"]
+    assert check_run(config, endpoints=False) == []  # --skip-preflight asks nothing
+    assert [path for _, path in hub.requests] == ["/api/whoami-v2"] and REPO not in hub.repos
 
 
 @pytest.mark.slow

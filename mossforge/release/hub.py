@@ -24,6 +24,13 @@ class HubError(MossforgeError, RuntimeError):
     """A push that cannot be done; the message says why and what to do, and never holds the token."""
 
 
+class HubTokenError(HubError):
+    """No token, a rejected one or a read-only one: found before anything is uploaded (or, for a
+    `mossforge run` that pushes, before any stage). Exit 3, as for a rejected model API key."""
+
+    exit_code = 3
+
+
 @dataclass
 class PushResult:
     repo_id: str
@@ -65,15 +72,34 @@ def _check_token(api) -> str:
         me = api.whoami()
     except HfHubHTTPError as error:
         if error.response is not None and error.response.status_code == 401:
-            raise HubError(f"the Hugging Face token from {_token_source()} was rejected (401 "
+            raise HubTokenError(f"the Hugging Face token from {_token_source()} was rejected (401 "
                            "Unauthorized): set a valid write token in HF_TOKEN or run `hf auth login`. "
                            "Nothing was uploaded.") from None
         raise _http_error("checking the Hugging Face token", error) from None
     role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
     if role == "read":
-        raise HubError(f"the Hugging Face token from {_token_source()} is read-only: pushing needs a "
+        raise HubTokenError(f"the Hugging Face token from {_token_source()} is read-only: pushing needs a "
                        "write (or fine-grained) token. Nothing was uploaded.")
     return me.get("name", "?")
+
+
+def _api(endpoint: str | None = None):
+    """An HfApi with the user's token; HubTokenError when there is none."""
+    from huggingface_hub import HfApi, get_token
+
+    from mossforge import __version__
+
+    token = get_token()
+    if not token:
+        raise HubTokenError("no Hugging Face token: set HF_TOKEN to a write token or run `hf auth login`. "
+                            "Nothing was uploaded.")
+    return HfApi(endpoint=endpoint, token=token, library_name="mossforge", library_version=__version__)
+
+
+def check_push_access(endpoint: str | None = None) -> str:
+    """The account a push would use; HubTokenError when the token is missing, rejected or
+    read-only, HubError when the Hub answers with another error. Uploads nothing (a run's preflight)."""
+    return _check_token(_api(endpoint))
 
 
 def _remote_manifest(api, repo_id: str, revision: str) -> dict | None:
@@ -107,16 +133,10 @@ def push_version(path: Path, repo_id: str, *, private: bool = False, dry_run: bo
     if dry_run:
         return result  # nothing contacted: a dry run needs neither a token nor a network
 
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
     from huggingface_hub.errors import HfHubHTTPError
 
-    from mossforge import __version__
-
-    token = get_token()
-    if not token:
-        raise HubError("no Hugging Face token: set HF_TOKEN to a write token or run `hf auth login`. "
-                       "Nothing was uploaded.")
-    api = HfApi(endpoint=endpoint, token=token, library_name="mossforge", library_version=__version__)
+    api = _api(endpoint)
     _check_token(api)
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
