@@ -107,10 +107,19 @@ class DatasetSection(_Section):
     )
     # Where `mossforge run` pushes each version (a Hugging Face dataset repo, "org/name"); none: local
     # only. Not part of the config hash nor of a version's id: where a version goes is not what it is.
-    hub_repo: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
-                                    json_schema_extra=NO_OUTPUT)
+    hub_repo: str | None = Field(None, json_schema_extra=NO_OUTPUT)
     # create the repo private (an existing repo keeps its visibility)
     hub_private: bool = Field(False, json_schema_extra=NO_OUTPUT)
+
+    @field_validator("hub_repo")
+    @classmethod
+    def _hub_repo_id(cls, value: str | None) -> str | None:
+        from mossforge.release.hub import repo_id_problem  # the Hub's rules, as `publish --repo` applies them
+
+        problem = value is not None and repo_id_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} is not a Hugging Face repo id ORG/NAME ({problem})")
+        return value
 
 
 # dataset keys that say where, not what (derived from the marker; the card's metadata leaves them out)

@@ -217,3 +217,12 @@ def test_reading_a_toml_imports_neither_the_model_client_nor_openai(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("repo", ["noslash", "org/bad--name", "org/name.git", "org/-name", "a/b/c"])
+def test_hub_repo_is_checked_by_the_hubs_rules(repo):
+    """The config accepted 'org/bad--name' and 'org/name.git', which `publish --repo` (and the Hub)
+    refuse: a run would build for an hour and then fail to push. One rule for both now."""
+    with pytest.raises(ConfigError, match=r"dataset\.hub_repo: .* is not a Hugging Face repo id ORG/NAME"):
+        load_config(overrides={"dataset.hub_repo": repo})
+    assert load_config(overrides={"dataset.hub_repo": "my-org/over.refusal_v2"}).dataset.hub_repo == "my-org/over.refusal_v2"

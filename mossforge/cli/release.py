@@ -136,18 +136,12 @@ def publish(
     The token comes from HF_TOKEN or `hf auth login`; it is checked before anything is uploaded
     and never printed. Publishing a version the repo already has makes no new commit.
     """
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
-
-    from mossforge.release.hub import push_version
+    from mossforge.release.hub import push_version, repo_id_problem
     from mossforge.release.versions import VersionError, resolve_version
 
-    try:  # before --dry-run says "would push" to a name the Hub refuses
-        if "/" not in repo:
-            raise HFValidationError("it has no ORG/ part")
-        validate_repo_id(repo)
-    except HFValidationError as error:
-        raise InputError(f"--repo {repo!r} is not a Hugging Face repo id ORG/NAME ({str(error).split(': ')[0]})") from None
+    problem = repo_id_problem(repo)  # before --dry-run says "would push" to a name the Hub refuses
+    if problem:
+        raise InputError(f"--repo {repo!r} is not a Hugging Face repo id ORG/NAME ({problem})")
     path, _ = resolve_version(outputs_root(outputs, old_out), version, dataset)
     try:
         result = push_version(path, repo, private=private, dry_run=dry_run)

@@ -31,6 +31,21 @@ class HubTokenError(HubError):
     exit_code = 3
 
 
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` is not a dataset repo id ORG/NAME the Hub accepts (huggingface_hub's own
+    rules: the config and `publish --repo` agree with what a push would say), or None."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if "/" not in repo_id:
+        return "it has no ORG/ part"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        return str(error).split(": '")[0]
+    return None
+
+
 @dataclass
 class PushResult:
     repo_id: str
