@@ -133,6 +133,9 @@ def describe(error: BaseException) -> tuple[str, int]:
     for link in _chain(error):
         if isinstance(link, PermissionError):
             where = link.filename or "a file"
+            if link.filename and os.path.exists(link.filename) and not os.access(link.filename, os.R_OK):
+                return (f"permission denied: {where} cannot be read; fix its permissions or give a file "
+                        "you can read"), InputError.exit_code
             return (f"permission denied: {where} cannot be written; choose a folder you can write "
                     "(--outputs, or the --out a command writes to) or fix its permissions"), InputError.exit_code
     return f"{type(error).__name__}: {error}", 1

@@ -340,6 +340,20 @@ def test_check_writable_names_a_read_only_folder(tmp_path):
         folder.chmod(0o755)
 
 
+def test_a_permission_error_says_read_or_write(tmp_path, monkeypatch):
+    """Every PermissionError was described as 'cannot be written', also a file that cannot be read.
+    (Root reads everything, so the unreadable file is simulated with os.access.)"""
+    secret = tmp_path / "labels.csv"
+    secret.write_text("id,label\n")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == str(secret) and mode == os.R_OK
+                        else real_access(path, mode, **kw))
+    read, code = describe(PermissionError(13, "Permission denied", str(secret)))
+    assert code == 2 and f"{secret} cannot be read" in read and "written" not in read
+    written, code = describe(PermissionError(13, "Permission denied", str(tmp_path / "out" / "new.parquet")))
+    assert code == 2 and "new.parquet cannot be written" in written
+
+
 def test_publish_without_network_names_the_host(setup, tmp_path):  # noqa: F811
     records, dropped, config, store = setup
     version = publish_local(records, dropped, config, FUNNEL, store.root)
