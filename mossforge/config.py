@@ -551,7 +551,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
         check_not_folder(path, "a .toml config file", ConfigError)
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))  # (-sig: a BOM, as Notepad writes, is not TOML)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except UnicodeDecodeError:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from mossforge.errors import InputError
 
+BOM = b"\xef\xbb\xbf"  # what Excel ("CSV UTF-8") and Notepad put before UTF-8 text
 FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": "parquet"}
 
 
@@ -51,7 +53,9 @@ def read_table(path: Path):
     if kind != "parquet":
         check_utf8(path)
     try:
-        return getattr(pl, f"read_{kind}")(path)
+        if kind == "ndjson" and (data := path.read_bytes()).startswith(BOM):  # polars: a JSON error
+            return pl.read_ndjson(io.BytesIO(data[len(BOM):]))
+        return getattr(pl, f"read_{kind}")(path)  # (polars' CSV reader skips a BOM itself)
     except (pl.exceptions.PolarsError, OSError, ValueError) as error:
         if kind == "ndjson" and (bad := first_non_json_line(path)) is not None:
             line, why = bad
@@ -65,7 +69,7 @@ def first_non_json_line(path: Path) -> tuple[int, str] | None:
     (polars says only "InternalError(TapeError) at character 0".)"""
     import json
 
-    with open(path, encoding="utf-8") as lines:
+    with open(path, encoding="utf-8-sig") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue

@@ -319,6 +319,26 @@ def test_a_jsonl_line_that_is_not_a_json_object_is_named(tmp_path, content, expe
     assert expected in str(caught.value) and str(path) in str(caught.value)
 
 
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Excel's "CSV UTF-8" and Notepad start a file with a BOM: a reference .csv then had no column
+    'question' (its first was '\ufeffquestion'), a .jsonl table or reference and a .toml config
+    failed to parse. Each reads the same with and without it."""
+    from mossforge.stages.dedup import read_question_file
+    from mossforge.tables import read_table
+
+    bom = "\ufeff"
+    files = {"refs.csv": "question,id\nIs it safe?,1\n", "refs.jsonl": '{"question": "Is it safe?"}\n',
+             "refs.txt": "Is it safe?\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(bom + text, encoding="utf-8")
+        assert read_question_file(str(tmp_path / name), "question") == ["Is it safe?"], name
+    assert read_table(tmp_path / "refs.jsonl").to_dicts() == [{"question": "Is it safe?"}]
+    assert read_table(tmp_path / "refs.csv").columns == ["question", "id"]
+    config = tmp_path / "c.toml"
+    config.write_text(bom + "[plan]\nper_type = 3\n", encoding="utf-8")
+    assert load_config(config).plan.per_type == 3
+
+
 def test_run_into_a_folder_that_cannot_be_written_fails_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

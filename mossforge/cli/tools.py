@@ -60,7 +60,7 @@ def write_jsonl_with(source: Path, out: Path, added: dict[str, list]) -> bool:
     import os
 
     try:  # (split on "\n" only: U+2028 and its kin may stand unescaped inside a JSON string)
-        rows = [json.loads(line) for line in source.read_text(encoding="utf-8").split("\n") if line.strip()]
+        rows = [json.loads(line) for line in source.read_text(encoding="utf-8-sig").split("\n") if line.strip()]
     except json.JSONDecodeError:
         return False
     if not all(isinstance(row, dict) for row in rows) or any(len(v) != len(rows) for v in added.values()):

@@ -36,12 +36,12 @@ def read_question_file(path: str, column: str, where: str = "dedup.reference_fil
     if suffix in (".txt", ".csv", ".jsonl", ".ndjson"):
         check_utf8(file, ConfigError)
     if suffix == ".txt":
-        return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [line.strip() for line in file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if suffix == ".csv":
-        with file.open(newline="", encoding="utf-8") as handle:
+        with file.open(newline="", encoding="utf-8-sig") as handle:  # (-sig: Excel's "CSV UTF-8" starts with a BOM)
             rows = list(csv.DictReader(handle))
     elif suffix in (".jsonl", ".ndjson"):
-        rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     elif suffix == ".parquet":
         rows = pq.read_table(file).to_pylist()
     else:
