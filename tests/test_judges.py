@@ -373,10 +373,14 @@ def test_reviewers_labels_decide_without_a_judge_panel(prefect_harness, tmp_path
     assert joined.exit_code == 0, joined.output
     assert "None" not in joined.output and "too few votes" in " ".join(joined.output.split())  # "confirmed None: 3"
 
+    with review.open("a", newline="", encoding="utf-8") as handle:  # a row of another dataset (or of an
+        csv.DictWriter(handle, fieldnames=list(rows[0])).writerow(  # older config's item): ignored, said so
+            {**rows[0], "id": "not-an-item-of-this-run", "label": "benign"})
     config.write_text(settings + f'[consensus]\nhuman_labels = "{review}"\n', encoding="utf-8")
     second = runner.invoke(app, run)
     assert second.exit_code == 0, second.output
     assert "human review (no judge panel): benign 1, harmful 2, unreviewed 3" in " ".join(second.stderr.split())
+    assert "1 labelled items are not in this run (ignored), 3 matched" in " ".join(second.stderr.split())
     relabelled = Path(second.stdout.strip().splitlines()[-1])
     benign = datasets.load_dataset(str(relabelled), "benign", split="test")
     assert set(benign["id"]) == {r["id"] for r in rows[2:]}  # the two called harmful are gone
@@ -388,6 +392,7 @@ def test_reviewers_labels_decide_without_a_judge_panel(prefect_harness, tmp_path
     assert dropped[rows[0]["id"]].drop_reason == "harmful"
     manifest = json.loads((relabelled / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["consensus"]["labels"] == {"benign": 1, "harmful": 2, "unreviewed": 3}
+    assert manifest["consensus"]["human_labels_unmatched"] == 1
     card = (relabelled / "README.md").read_text(encoding="utf-8")
     assert "Human review (no judge panel)" in card and "Reviewers labelled 3 of the 6 candidates" in card
     assert "3 unreviewed ones are published as candidates" in card

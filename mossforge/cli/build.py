@@ -181,6 +181,11 @@ def print_summary(summary: dict) -> None:
 
 
 def _print_consensus(consensus: dict) -> None:
+    unmatched = consensus.get("human_labels_unmatched") or 0
+    if unmatched:  # a labels file of another dataset, or of items an older config made
+        console.print(f"[yellow]consensus.human_labels:[/] {unmatched} labelled items are not in this run "
+                      f"(ignored), {consensus.get('human_labelled', 0)} matched. Is it the review file of this "
+                      "dataset and config? Item ids change with the config.", highlight=False)
     kappa = consensus["agreement"]["fleiss_kappa"]
     labels = ", ".join(f"{k} {v}" for k, v in consensus["labels"].items())
     if not consensus["judges"]:  # reviewers' labels without a panel

@@ -94,7 +94,7 @@ class ConsensusLabelStage(Stage):
         ctx.note(f"{len(config.judges)} judges, rule {settings.rule}"
                  + (f", {controversial} to the controversial split" if controversial else ""))
         ctx.stats = {"fleiss_rows": fleiss_rows, "labels": dict(labels), "contrast": dict(contrast_labels),
-                     "abstentions": dict(abstentions), "human_labelled": sum(r.id in humans for r in records)}
+                     "abstentions": dict(abstentions), **_review_stats(records, humans)}
         return outcomes
 
     def summarize(self, config: Config, stats: Sequence[dict], model_calls: dict | None) -> dict | None:
@@ -130,6 +130,9 @@ class ConsensusLabelStage(Stage):
             "agreement": panel_kappa(rows),
             "abstentions": dict(sorted(abstentions.items())),
             "human_labelled": sum(b["human_labelled"] for b in stats),
+            # labelled ids of the file that are no item of this run (another dataset, an older config)
+            "human_labels_unmatched": max((b.get("human_in_file", 0) for b in stats), default=0)
+            - len({i for b in stats for i in b.get("human_ids", ())}),
             "human_mode": (None if not config.consensus.human_labels
                            else config.consensus.human_mode if config.judges else "override"),
             "contrast_check": None if not (config.consensus.contrast_check and config.judges) else {
@@ -144,6 +147,12 @@ class ConsensusLabelStage(Stage):
 REVIEWERS_RULE = "reviewers"  # no panel: the reviewers' labels decide (apply_human_labels' override)
 REVIEWERS_RULE_TEXT = ("no judge panel: reviewers' labels decide the items they labelled (reviewers who "
                        "disagree make an item controversial at least; any harmful vote makes it harmful)")
+
+
+def _review_stats(records: list, humans: dict) -> dict:
+    """How many of this batch's items the reviewers labelled, which, and how many the file labels."""
+    matched = sorted(r.id for r in records if r.id in humans)
+    return {"human_labelled": len(matched), "human_ids": matched, "human_in_file": len(humans)}
 
 
 def _decide(record, controversial_split: bool) -> Keep | Drop:
@@ -180,5 +189,5 @@ def _review_only(records: list, ctx: StageContext, humans: dict, rule) -> list[K
     ctx.note(f"no judge panel: {reviewed} items decided by reviewers' labels{joined}, {labels['unreviewed']} "
              "unreviewed (kept as candidates)")
     ctx.stats = {"fleiss_rows": [], "labels": dict(labels), "contrast": {}, "abstentions": {},
-                 "human_labelled": reviewed}
+                 **_review_stats(records, humans)}
     return outcomes
