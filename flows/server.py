@@ -278,6 +278,15 @@ def _install_crash_detection(info: ServerInfo) -> None:
                       f"{type(error).__name__}: {error}\n")
 
 
+def install_crash_detection(info: ServerInfo) -> None:
+    """`crash_detection.install` under the managed server's lock: two `mossforge server start` at
+    once would both find no automation and both create one (errors are the caller's to say)."""
+    from mossforge.flows import crash_detection
+
+    with _locked():
+        crash_detection.install(info.api_url)
+
+
 def _warm(api_url: str) -> None:
     """Ask once what every run's client asks first (its API version check): a new server answers
     that first request in about 1.5 s (it finishes loading on demand), later ones in milliseconds.

@@ -82,6 +82,31 @@ def test_two_runs_starting_at_once_start_one_server(state, tmp_path):
     assert server.status() is None and server.read_state() is None and not _servers_in(tmp_path)
 
 
+def test_crash_detection_installs_one_at_a_time(state, monkeypatch):
+    """Two `mossforge server start` at once both found no automation and both created one: the
+    install now holds the server's lock (a stand-in install records overlap; no server needed)."""
+    import threading
+
+    from mossforge.flows import crash_detection
+
+    inside, overlapped = [], []
+
+    def slow_install(api_url):
+        overlapped.append(bool(inside))
+        inside.append(api_url)
+        time.sleep(0.3)
+        inside.pop()
+
+    monkeypatch.setattr(crash_detection, "install", slow_install)
+    info = server.ServerInfo(pid=1, port=1, api_url="http://127.0.0.1:1/api", ui_url="", started_at="", log="")
+    threads = [threading.Thread(target=server.install_crash_detection, args=(info,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlapped == [False, False]
+
+
 def test_a_stale_state_file_is_recovered(state, tmp_path):
     state["dir"].mkdir(parents=True)
     dead = subprocess.Popen(["true"])

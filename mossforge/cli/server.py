@@ -18,10 +18,8 @@ def start() -> None:
     info = server.ensure_running(on_start=lambda i: console.print(f"starting on {i.ui_url} (log {i.log})…",
                                                                   highlight=False))  # a ServerError: exit 1
     console.print(f"running: pid {info.pid}, API {info.api_url}; state in {server.state_dir()}", highlight=False)
-    from mossforge.flows import crash_detection
-
     try:
-        crash_detection.install(info.api_url)  # (a server started by an older mossforge gets it too)
+        server.install_crash_detection(info)  # (a server started by an older mossforge gets it too)
     except Exception as error:  # the server runs: say what failed, and go on
         console.print(f"crash detection could not be installed: {type(error).__name__}: {error}", highlight=False)
     _say_crash_detection(info.api_url)
