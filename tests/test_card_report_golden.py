@@ -90,3 +90,18 @@ def test_report_matches_golden(case, tmp_path):
 def test_golden_files_are_not_being_regenerated():
     """A run with MOSSFORGE_REGEN_GOLDEN=1 rewrites the golden files and so cannot fail: never in CI."""
     assert not REGENERATE or not os.environ.get("CI"), "MOSSFORGE_REGEN_GOLDEN=1 in CI"
+
+
+def test_a_reviewers_only_card_says_the_reviewers_split_the_controversial_items():
+    """Without a judge panel the reviewers' disagreement makes an item controversial; the card's
+    Contents line said 'the judges did not agree' all the same."""
+    manifest, _, _ = _extra()
+    consensus = manifest["consensus"]
+    consensus["judges"] = []
+    consensus["labels"] = {"benign": 1, "controversial": 2, "unreviewed": 3}
+    card = render_card(manifest, dataset_features(), publish._contrast_features())
+    assert "2 in `controversial` (the reviewers did not agree they are benign" in card
+    assert "the judges did not agree" not in card
+    panel, _, _ = _extra()
+    assert "2 in `controversial` (the judges did not agree" in render_card(panel, dataset_features(),
+                                                                           publish._contrast_features())

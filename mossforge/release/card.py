@@ -124,6 +124,7 @@ def render_card(manifest: dict, benign_features, contrast_features) -> str:
         "card/card.md.j2", yaml=card.to_yaml(), manifest=manifest, config=config, counts=counts,
         verification=verification,
         candidate=unconfirmed or any(status == "not_run" for _, status, _ in verification),
+        deciders="the judges" if consensus.get("judges") else "the reviewers",  # who split controversial items
         refusals=refusals_section(manifest), judging=judging_section(manifest.get("consensus")),
         refine=refine_section(manifest.get("refine")),
         categories=categories, coverage=coverage, funnel=funnel_table(manifest["funnel"]),
