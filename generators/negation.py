@@ -182,6 +182,7 @@ def negate_folder(src: str | Path, out: str | Path, *, slogan: str | None = None
     # a photo's stem names its folder unless another photo's stem or name is the same (casefolded:
     # x.png and X.jpg are one folder on a case-insensitive disk); then its whole name does
     taken = Counter(p.stem.casefold() for p in photos) + Counter(p.name.casefold() for p in photos)
+    previous = _previous_outputs(out)
     rows: list[dict] = []
     for path in photos:
         try:
@@ -205,8 +206,34 @@ def negate_folder(src: str | Path, out: str | Path, *, slogan: str | None = None
                          "width": image.width, "height": image.height, "seed": seed,
                          "overlay": asdict(overlay) if overlay else None})
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    manifest = out / "manifest.jsonl"
+    tmp = out / ".manifest.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(manifest)
+    _remove_stale(previous - {Path(r["path"]) for r in rows if "path" in r}, out)
     return rows
+
+
+def _previous_outputs(out: Path) -> set[Path]:
+    """The images an earlier `negate` into `out` wrote (its manifest lists them), so that a second
+    run does not leave them beside its own: a photo since removed, a variant no longer made."""
+    try:
+        lines = (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+        return {Path(row["path"]) for row in map(json.loads, lines) if isinstance(row, dict) and row.get("path")}
+    except (OSError, ValueError):
+        return set()
+
+
+def _remove_stale(paths: set[Path], out: Path) -> None:
+    """Delete an earlier run's images that this one did not write again, and folders left empty;
+    only inside `out`, only .png files its manifest named (nothing else of the user's)."""
+    root = out.resolve()
+    for path in paths:
+        folder = path.parent
+        if path.suffix == ".png" and folder.parent.resolve() == root and path.is_file():
+            path.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 # --- drawing -----------------------------------------------------------------------------------

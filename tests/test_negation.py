@@ -75,6 +75,27 @@ def test_a_folder_of_photos(tmp_path):
     assert manifest == json.loads(json.dumps(rows))
 
 
+def test_a_second_run_into_the_same_folder_leaves_no_stale_images(tmp_path):
+    """A photo removed since the last run kept its folder of variants in OUT, beside the new
+    manifest that no longer listed it; only what the old manifest listed is removed."""
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    photo(1).save(src / "a.png")
+    photo(2).save(src / "b.png")
+    negate_folder(src, out, seed=1)
+    mine = out / "b" / "my-notes.txt"  # the user's own file in OUT stays
+    mine.write_text("keep")
+    (src / "b.png").unlink()
+    rows = negate_folder(src, out, seed=1)
+    pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert pngs == sorted(Path(r["path"]).relative_to(out).as_posix() for r in rows)
+    assert not list((out / "b").glob("*.png")) and mine.read_text() == "keep"
+    (src / "a.png").unlink()
+    photo(3).save(src / "c.png")
+    negate_folder(src, out, seed=1)
+    assert not (out / "a").exists() and (out / "c").is_dir() and not list(out.glob(".*.tmp"))
+
+
 def blocks(seed: int) -> Image.Image:
     """A structured image (a coarse random mosaic, plus fine noise) for hashing."""
     rng = np.random.default_rng(seed)
