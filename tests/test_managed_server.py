@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import prefect_api
 import pytest
 
 from mossforge.flows import server
@@ -201,7 +202,7 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
     links = re.findall(r"http://127\.0\.0\.1:(\d+)/runs/flow-run/([0-9a-f-]{36})", first.stderr)
     assert links and int(links[0][0]) == info.port
     run_id = links[0][1]
-    flow_run = httpx.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
+    flow_run = prefect_api.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
     assert flow_run["state"]["type"] == "COMPLETED" and flow_run["name"].startswith("managed-")
 
     # The receipt would answer the same run without a flow run (tests/test_rerun.py): without it,
@@ -225,7 +226,7 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
 
     # `serve` registers its schedule on the same server, and SIGTERM stops it (exit 0, paused)
     err = _serve_then_sigterm(env, config)
-    found = httpx.post(f"{info.api_url}/deployments/filter", timeout=10,
+    found = prefect_api.post(f"{info.api_url}/deployments/filter", timeout=10,
                        json={"deployments": {"name": {"any_": ["managed"]}}}).json()
     assert f"http://127.0.0.1:{info.port}/deployments/deployment/{found[0]['id']}" in err
     assert "stopped serving (SIGTERM): the schedule" in err and "starting the local Prefect server" not in err
@@ -241,9 +242,29 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
     assert "could not be paused" in err
 
 
+def test_sigterm_stops_a_background_serve_every_time_on_a_busy_machine(state, tmp_path):
+    """A shell starts `serve … &` with SIGINT ignored, so asyncio installs no SIGINT handler of its
+    own, and serve's SIGTERM handler used to raise KeyboardInterrupt itself: now and then it landed
+    in a weakref callback ("Exception ignored in: …"), was swallowed, and serve went on serving (under
+    two busy loops it hung within two tries). SIGTERM now cancels the serving task."""
+    info = server.ensure_running()
+    state["started"].append(info.pid)
+    config = tmp_path / "small.toml"
+    config.write_text('[dataset]\nname = "busy"\n[plan]\nper_type = 1\n', encoding="utf-8")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        for _ in range(3):
+            err = _serve_then_sigterm(state["env"], config, sigint_ignored=True, wait_s=30)
+            assert "stopped serving (SIGTERM)" in err
+    finally:
+        for loop in busy:
+            loop.kill()
+            loop.wait()
+
+
 def _serve_then_sigterm(env: dict, config: Path | None, until: str = "Ctrl-C or SIGTERM stops serving",
                         before_sigterm=lambda: None, expect: int = 0, cwd: Path = REPO,
-                        sigint_ignored: bool = False) -> str:
+                        sigint_ignored: bool = False, wait_s: float = 90) -> str:
     """Start `mossforge serve`, wait until its stderr says `until`, call `before_sigterm`, send
     SIGTERM; it must exit with `expect`. Returns its stderr, whitespace-normalised. `sigint_ignored`
     starts it the way a shell starts a background job (`mossforge serve … &` in a script)."""
@@ -264,7 +285,7 @@ def _serve_then_sigterm(env: dict, config: Path | None, until: str = "Ctrl-C or 
             time.sleep(0.1)
         before_sigterm()
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=90)
+        proc.wait(timeout=wait_s)
         reader.join(10)
     finally:
         if proc.poll() is None:
@@ -305,7 +326,7 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
                               capture_output=True, text=True, timeout=120, cwd=REPO)
         assert said.returncode == 0 and said.stdout.strip() == info.ui_url, said.stderr
         assert "crash detection: on (a build run that sends no heartbeat for 120 s is marked Crashed" in said.stderr
-    assert len(httpx.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
+    assert len(prefect_api.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
 
     # A shorter window than the default 120 s, so that the test takes one minute, not three; the
     # heartbeat stays what runs send (every 30 s), so a live run must outlast a window unharmed.
@@ -314,13 +335,13 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
     watched_only = [spec.model_dump() for spec in crash_detection.installed(info.api_url).trigger.match_related]
     assert {"prefect.resource.id": f"prefect.tag.{crash_detection.TAG}"} in watched_only  # runs on this
     # database from elsewhere (a temporary server, plain workers) send 180 s heartbeats: not watched
-    assert len(httpx.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
+    assert len(prefect_api.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
 
     def flow_run(run_id: str) -> dict:
-        return httpx.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
+        return prefect_api.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
 
     def heartbeats(run_id: str) -> list[float]:
-        events = httpx.post(f"{info.api_url}/events/filter", timeout=10, json={"filter": {
+        events = prefect_api.post(f"{info.api_url}/events/filter", timeout=10, json={"filter": {
             "event": {"prefix": ["prefect.flow-run.heartbeat"]},
             "resource": {"id": [f"prefect.flow-run.{run_id}"]}}}).json()["events"]
         return sorted(_epoch(e["occurred"]) for e in events)
@@ -342,7 +363,7 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
                                  str(config)], env=state["env"], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            running = wait_for(lambda: httpx.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
+            running = wait_for(lambda: prefect_api.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
                 "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}).json(), 300, "a running build")
             run_id = running[0]["id"]
             assert crash_detection.TAG in running[0]["tags"]
@@ -404,10 +425,10 @@ def test_a_served_schedule_puts_its_runs_on_the_server(state, tmp_path):
         deadline, scheduled = time.monotonic() + 90, []
         while not scheduled and time.monotonic() < deadline:
             time.sleep(2)
-            found = httpx.post(f"{info.api_url}/deployments/filter", timeout=10,
+            found = prefect_api.post(f"{info.api_url}/deployments/filter", timeout=10,
                                json={"deployments": {"name": {"any_": ["sched"]}}}).json()
             if found:
-                scheduled = httpx.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
+                scheduled = prefect_api.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
                     "deployments": {"id": {"any_": [found[0]["id"]]}},
                     "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json()
         log = Path(info.log).read_text(encoding="utf-8", errors="replace")

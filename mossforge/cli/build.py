@@ -266,7 +266,8 @@ def serve(
     from mossforge.flows import server
 
     received: list[int] = []
-    with _sigterm_as_ctrl_c(received):
+    cancel_serving: list = []
+    with _sigterm_as_ctrl_c(received, cancel_serving):
         try:
             with console.status("checking the local Prefect server…"):
                 chosen = server.select(on_start=lambda info: console.print(
@@ -277,7 +278,8 @@ def serve(
                                  "that outlives the command: unset it (mossforge then starts and keeps a local "
                                  "server), or set PREFECT_API_URL to a server of your own")
             with chosen.active():
-                _serve_until_stopped(cfg, chosen, name or cfg.dataset.name, cron, timezone, schedule, received)
+                _serve_until_stopped(cfg, chosen, name or cfg.dataset.name, cron, timezone, schedule, received,
+                                     cancel_serving)
         except KeyboardInterrupt:  # before serving began: choosing or starting the server, registering
             number = received[-1] if received else signal.SIGINT
             raise RunInterrupted(f"{'interrupted' if number == signal.SIGINT else 'stopped by SIGTERM'} before "
@@ -286,10 +288,15 @@ def serve(
 
 
 @contextlib.contextmanager
-def _sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
-    """SIGTERM (`docker stop`, systemd) stops `serve` the way Ctrl-C does; `received` gets its number."""
+def _sigterm_as_ctrl_c(received: list[int], cancel_serving: list) -> Iterator[None]:
+    """SIGTERM (`docker stop`, systemd) stops `serve` the way Ctrl-C does; `received` gets its number.
+    While serving, `cancel_serving` holds the callable that cancels the serving task (what asyncio
+    does on Ctrl-C); before, SIGTERM becomes a KeyboardInterrupt."""
     def on_sigterm(*_) -> None:
         received.append(signal.SIGTERM)
+        if cancel_serving:
+            cancel_serving[-1]()
+            return
         # A shell starts a background job (`mossforge serve … &` in a script) with SIGINT ignored, so
         # that a Ctrl-C meant for the script's foreground command spares it; the SIGINT raised here
         # would then do nothing, and SIGTERM would not stop `serve` at all.
@@ -309,7 +316,8 @@ def _sigterm_as_ctrl_c(received: list[int]) -> Iterator[None]:
 PAUSE_TIMEOUT_S = 15.0  # how long a stopping `serve` tries to pause its schedule
 
 
-def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str, schedule, received: list[int]) -> None:
+def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str, schedule, received: list[int],
+                         cancel_serving: list) -> None:
     """Register the deployment and poll for its runs until Ctrl-C or SIGTERM, then pause its
     schedule. On Ctrl-C, asyncio cancels the runner's task (a build in progress finishes first).
     Prefect's own SIGTERM handler calls the async stop from a signal handler (never awaited: Prefect
@@ -338,9 +346,21 @@ def _serve_until_stopped(cfg, chosen, deployment: str, cron: str, timezone: str,
                   f"run it now from that page (Run > Quick run), or with `PREFECT_API_URL="
                   f"{server.without_credentials(chosen.api_url)} prefect deployment run 'build_dataset/{deployment}'`; "
                   "Ctrl-C or SIGTERM stops serving", highlight=False, soft_wrap=True)
+    async def serving() -> None:
+        # SIGTERM cancels this task, as asyncio does on Ctrl-C. (Raising KeyboardInterrupt from the
+        # handler instead, where a shell started `serve` with SIGINT ignored and asyncio installed no
+        # handler of its own, sometimes landed in a weakref callback: "Exception ignored", and serve
+        # went on serving.)
+        task, loop = asyncio.current_task(), asyncio.get_running_loop()
+        cancel_serving.append(lambda: loop.call_soon_threadsafe(task.cancel))
+        try:
+            await runner.start()
+        finally:
+            cancel_serving.clear()
+
     try:
-        asyncio.run(runner.start())
-    except KeyboardInterrupt:
+        asyncio.run(serving())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     how = "SIGTERM" if received else "Ctrl-C"
     try:
