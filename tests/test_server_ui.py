@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import prefect_api
 import pytest
 from openai_server import ok, serve
 
@@ -109,7 +110,7 @@ def mossforge(server, *args: str, **kwargs) -> subprocess.Popen:
 
 
 def api_post(server, path: str, body: dict) -> list[dict]:
-    response = httpx.post(f"{server['api']}{path}", json=body, timeout=30)
+    response = prefect_api.post(f"{server['api']}{path}", json=body, timeout=30)
     response.raise_for_status()
     return response.json()
 
@@ -281,14 +282,14 @@ def served_deployment(server, name: str, proc: subprocess.Popen) -> dict:
 
 
 def start_served_run(server, deployment: dict) -> str:
-    created = httpx.post(f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
+    created = prefect_api.post(f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
     created.raise_for_status()
     return created.json()["id"]
 
 
 def wait_for_end(server, run_id: str, proc: subprocess.Popen) -> str:
     def ended():
-        state = httpx.get(f"{server['api']}/flow_runs/{run_id}", timeout=30).json()["state_type"]
+        state = prefect_api.get(f"{server['api']}/flow_runs/{run_id}", timeout=30).json()["state_type"]
         return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
     return wait_until(ended, 300, "the served run's end", proc)
@@ -318,7 +319,7 @@ def test_serve_registers_runs_and_stops_on_sigterm(server, tmp_path):
         assert wait_for_end(server, start_served_run(server, found), proc) == "COMPLETED"
         assert len(list((tmp_path / "out" / "nightly").glob("[0-9a-f]*"))) == 1  # its version
         stop_serving(proc)
-        assert httpx.get(f"{server['api']}/deployments/{found['id']}", timeout=30).json()["paused"] is True
+        assert prefect_api.get(f"{server['api']}/deployments/{found['id']}", timeout=30).json()["paused"] is True
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
