@@ -151,23 +151,34 @@ def live_flow_runs(api_url: str) -> list[str]:
     from for longer (killed where no crash detection watched it) stays Running for ever: it is left out."""
     from datetime import datetime, timedelta
 
-    import httpx
-
     since = datetime.now(UTC) - timedelta(seconds=ALIVE_WITHIN_S)
-    response = httpx.post(f"{api_url}/flow_runs/filter", timeout=10, json={
+    runs = _api_post(f"{api_url}/flow_runs/filter", {
         "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 50})
-    response.raise_for_status()
-    runs = response.json()
     if not runs:
         return []
-    response = httpx.post(f"{api_url}/events/filter", timeout=10, json={"filter": {
+    events = _api_post(f"{api_url}/events/filter", {"filter": {
         "occurred": {"since": since.isoformat()}, "event": {"prefix": ["prefect.flow-run.heartbeat"]},
-        "resource": {"id": [f"prefect.flow-run.{run['id']}" for run in runs]}}, "limit": 50})
-    response.raise_for_status()
-    heard = {event["resource"]["prefect.resource.id"].rsplit(".", 1)[-1] for event in response.json()["events"]}
+        "resource": {"id": [f"prefect.flow-run.{run['id']}" for run in runs]}}, "limit": 50})["events"]
+    heard = {event["resource"]["prefect.resource.id"].rsplit(".", 1)[-1] for event in events}
     recent = {run["id"] for run in runs if run.get("start_time")
               and datetime.fromisoformat(run["start_time"].replace("Z", "+00:00")) > since}
     return [run["name"] for run in runs if run["id"] in heard | recent]
+
+
+RETRIED_STATUSES = {429, 502, 503, 504}  # what Prefect's own client retries (a busy SQLite answers 503)
+
+
+def _api_post(url: str, body: dict, attempts: int = 4):
+    """The JSON a Prefect server answers to a POST, retried (0.5, 1, 2 s apart) while it answers a
+    status Prefect's client would retry; an HTTPStatusError for any other error, or the last one."""
+    import httpx
+
+    for attempt in range(attempts):
+        response = httpx.post(url, timeout=10, json=body)
+        if response.status_code not in RETRIED_STATUSES or attempt == attempts - 1:
+            response.raise_for_status()
+            return response.json()
+        time.sleep(0.5 * 2 ** attempt)
 
 
 def _port_free(port: int) -> bool:

@@ -83,6 +83,30 @@ def test_two_runs_starting_at_once_start_one_server(state, tmp_path):
     assert server.status() is None and server.read_state() is None and not _servers_in(tmp_path)
 
 
+def test_the_live_run_check_retries_a_busy_server(monkeypatch):
+    """`server stop` asks the server which runs are alive; a busy SQLite makes Prefect answer 503
+    for a moment, which ended `server stop` with an HTTPStatusError (Prefect's client retries it)."""
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    now = datetime.now(UTC).isoformat()
+    answers = {"/flow_runs/filter": [503, 200], "/events/filter": [502, 429, 200]}
+    bodies = {"/flow_runs/filter": [{"id": "r1", "name": "busy-run", "start_time": now}],
+              "/events/filter": {"events": []}}
+
+    def post(url, **kwargs):
+        path = url.removeprefix("http://127.0.0.1:1/api")
+        status = answers[path].pop(0)
+        return httpx.Response(status, json=bodies[path] if status == 200 else {"detail": "busy"},
+                              request=httpx.Request("POST", url))
+
+    monkeypatch.setattr(httpx, "post", post)
+    assert server.live_flow_runs("http://127.0.0.1:1/api") == ["busy-run"]
+    answers["/flow_runs/filter"] = [500]  # not a status to retry: said at once
+    with pytest.raises(httpx.HTTPStatusError):
+        server.live_flow_runs("http://127.0.0.1:1/api")
+
+
 def test_crash_detection_installs_one_at_a_time(state, monkeypatch):
     """Two `mossforge server start` at once both found no automation and both created one: the
     install now holds the server's lock (a stand-in install records overlap; no server needed)."""
