@@ -416,6 +416,7 @@ def _build(cfg: Config, fresh: bool) -> dict:
     result = run.timed("publish", lambda: publish_task(
         run.config, paths, dropped, [r.as_dict() for r in funnel], run.image_root, model_calls, consensus,
         refined))
+    progress.event("published", version=result["version"], path=result["path"])  # (a signal from here on: it is)
     timings = run.timings
     hub = None
     if cfg.dataset.hub_repo:

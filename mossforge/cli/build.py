@@ -78,6 +78,7 @@ def run(
         from mossforge.generators.render_pool import prestart
 
         prestart(cfg.run.cpu_workers)  # its imports (renderer, pyplot) overlap Prefect's import here
+    summary = display = None
     with _stop_work_on_signals() as received:  # (restored after the local servers stop)
         try:
             checked = check_run(cfg, endpoints=not skip_preflight)  # before Prefect starts: seconds, not minutes
@@ -115,6 +116,12 @@ def run(
                 raise MossforgeError("run stopped: " + "; ".join(servers.failures())) from None
             number = received[-1] if received else getattr(stopped, "signal", signal.SIGINT)
             how = "interrupted" if number == signal.SIGINT else f"stopped by {signal.Signals(number).name}"
+            published = summary or (display and display.published)
+            if published:  # after publish: pushing to the Hub, the flow or the display closing
+                raise RunInterrupted(f"{how} after version {published['version']} was published (complete, "
+                                     f"at {published['path']}); what came after it did not finish (the "
+                                     "push to the Hub, if configured: `mossforge publish` does it)",
+                                     number) from None
             raise RunInterrupted(f"{how} before the run finished. A version is only ever written whole, and the "
                                  "stages that finished are cached: the same command resumes from there.",
                                  number) from None

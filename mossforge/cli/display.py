@@ -33,6 +33,7 @@ class RunDisplay:
         self.console = console
         self.server = server  # mossforge.flows.server.Selection
         self.flow_run_id: str | None = None
+        self.published: dict | None = None  # {version, path} once the flow has published
         self.bars = Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
         where = {"managed": f"local server {server.ui_url}", "configured": f"server {server.api_url}",
@@ -54,6 +55,9 @@ class RunDisplay:
             self.bars.advance(self.ids[stage], amount)
 
     def event(self, kind: str, **info) -> None:
+        if kind == "published":  # {version, path}: what a signal after this point leaves behind
+            self.published = info
+            return
         if kind == "flow_run":
             self.flow_run_id = info["id"]
             self.bars.update(self.prefect, total=1, completed=1, description="Prefect ready")
