@@ -87,32 +87,3 @@ def test_per_type_300_publishes_300_distinct_questions_of_each_type(prefect_harn
                          columns=["stimulus_type", "question"]).to_pylist()
     assert len({(r["stimulus_type"], r["question"]) for r in rows}) == 900
 
-
-def test_a_signal_after_publish_says_the_version_is_published(prefect_harness, tmp_path, monkeypatch):
-    """SIGTERM after the version is written (while pushing to the Hub, or the flow closing) said
-    "stopped by SIGTERM before the run finished", with a complete version on disk. Exit 143 still,
-    and the message says which version is there."""
-    import signal
-
-    from typer.testing import CliRunner
-
-    from mossforge.cli.display import RunDisplay
-    from mossforge.cli.main import app
-
-    shown = RunDisplay.event
-
-    def event(self, kind, **info):
-        shown(self, kind, **info)
-        if kind == "published":
-            os.kill(os.getpid(), signal.SIGTERM)  # (the run's handler: a KeyboardInterrupt here)
-
-    monkeypatch.setattr(RunDisplay, "event", event)
-    config = tmp_path / "c.toml"
-    config.write_text(f'[dataset]\nname = "late"\n[plan]\nper_type = 1\n[render]\nsize = 64\n'
-                      f'[run]\nwork_dir = "{tmp_path / "work"}"\n', encoding="utf-8")
-    result = CliRunner().invoke(app, ["run", "--config", str(config), "--outputs", str(tmp_path / "out")])
-    said = " ".join(result.output.split())
-    assert result.exit_code == 143, result.output
-    versions = list_versions(tmp_path / "out", "late")
-    assert len(versions) == 1 and f"stopped by SIGTERM after version {versions[0]['version']} was published" in said
-    assert "before the run finished" not in said

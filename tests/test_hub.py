@@ -3,6 +3,9 @@
 import json
 import logging
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from hub_server import HubStub
 from test_publish import FUNNEL, setup  # noqa: F401  (the fixture)
 
 from mossforge.release.hub import HubError, push_version
+from mossforge.release.layout import list_versions
 from mossforge.release.publish import publish_local
 
 TOKEN = "hf_TestTokenThatMustNeverBeWritten0123"
@@ -216,6 +220,44 @@ def test_a_run_that_pushes_checks_the_token_before_any_stage(hub, tmp_path):
     assert offline.returncode == 3 and "HF_HUB_OFFLINE is set" in offline.stderr, offline.stderr
     assert not [p for p in out.rglob("*") if p.is_file()]  # no stage ran, nothing published
     assert TOKEN not in "".join(r.stderr + r.stdout for r in (read_only, unreachable, offline))
+
+
+def test_sigterm_during_the_push_says_the_version_is_published(hub, tmp_path):
+    """SIGTERM after the version is written (here: while it is pushed to the Hub) said "stopped by
+    SIGTERM before the run finished", with a complete version on disk. Exit 143 still; the message
+    names the version, and the push left nothing on the Hub."""
+    import signal
+
+    from test_fail_loudly import ROOT
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[dataset]\nname = "late"\nhub_repo = "{REPO}"\n[plan]\nper_type = 1\n[render]\nsize = 64\n'
+                      f'[run]\nwork_dir = "{tmp_path / "work"}"\n', encoding="utf-8")
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN,
+           "PREFECT_LOGGING_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "mossforge.cli", "run", "--config", str(config), "--outputs",
+                             str(tmp_path / "out")], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    route = hub._route
+
+    def route_then_stop(handler, method, path, *rest):
+        if path == "/api/whoami-v2" and [p for _, p in hub.requests].count(path) == 2:  # the push's own check
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(2)  # (the answer comes after the signal has arrived)
+        return route(handler, method, path, *rest)
+
+    hub._route = route_then_stop
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = " ".join(err.split())
+    assert proc.returncode == 143, err[-3000:]
+    versions = list_versions(tmp_path / "out", "late")
+    assert len(versions) == 1 and f"stopped by SIGTERM after version {versions[0]['version']} was published" in said
+    assert "before the run finished" not in said and hub.posts("commit") == 0
+    assert TOKEN not in out + err
 
 
 def test_the_preflight_passes_a_token_that_can_push(hub, tmp_path):
