@@ -388,6 +388,7 @@ def _notify(message: str) -> None:
 
 
 def _build(cfg: Config, fresh: bool) -> dict:
+    run_state.resume_work()  # (a run in this process was stopped before: a notebook's next build works)
     run = Run(cfg, fresh)
     started = time.perf_counter()
     limit_slots = limits.ensure_run_limits(cfg)  # before any task runs

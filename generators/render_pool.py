@@ -106,7 +106,14 @@ def cancel() -> None:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-run_state.on_stop(cancel)
+def _resume() -> None:
+    """A new run in this process (`run_state.resume_work`): renders may start again, in new pools."""
+    global _cancelled
+    with _lock:
+        _cancelled = False
+
+
+run_state.on_stop(cancel, resume=_resume)
 
 
 def _shut_down_at_exit() -> None:

@@ -75,12 +75,33 @@ def cancel_model_calls() -> None:
 
 _stopping = threading.Event()  # stop_work was called: the run in this process is stopping
 _on_stop: list[Callable[[], None]] = []
+_on_resume: list[Callable[[], None]] = []
 
 
-def on_stop(callback: Callable[[], None]) -> None:
-    """`callback()` is called by `stop_work` (the render pool registers its `cancel`: this package
-    imports no generator)."""
+def on_stop(callback: Callable[[], None], resume: Callable[[], None] | None = None) -> None:
+    """`callback()` is called by `stop_work`, `resume()` by `resume_work` (the render pool registers
+    its `cancel` and what undoes it: this package imports no generator)."""
     _on_stop.append(callback)
+    if resume is not None:
+        _on_resume.append(resume)
+
+
+def resume_work() -> None:
+    """A new run in this process, after one that `stop_work` stopped: work may start again. (In a
+    notebook or any long-lived Python process, the build after a Ctrl-C failed at once: "rendering
+    cancelled", and every model call of a reused client was cancelled.) Clients `stop_work`
+    cancelled are closed and dropped; the run makes new ones. A no-op when nothing was stopped."""
+    if not _stopping.is_set():
+        return
+    _stopping.clear()
+    with _clients_lock:
+        cancelled = [key for key, client in _clients.items() if getattr(client, "_cancelled", False)]
+        clients = [_clients.pop(key) for key in cancelled]
+    for client in clients:
+        with contextlib.suppress(Exception):  # (a cancelled client's loop may be gone already)
+            client.close()
+    for callback in list(_on_resume):
+        callback()
 
 
 def stop_work() -> None:

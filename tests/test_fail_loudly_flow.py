@@ -87,3 +87,26 @@ def test_per_type_300_publishes_300_distinct_questions_of_each_type(prefect_harn
                          columns=["stimulus_type", "question"]).to_pylist()
     assert len({(r["stimulus_type"], r["question"]) for r in rows}) == 900
 
+
+
+def test_a_process_whose_run_was_stopped_can_build_again(prefect_harness, tmp_path):
+    """In a notebook (any long-lived Python process), Ctrl-C in a build calls run_state.stop_work;
+    the next build in that process failed at once ("rendering cancelled", its model client's calls
+    cancelled). A new run now starts the work again."""
+    from mossforge import run_state
+    from mossforge.generators import render_pool
+
+    with serve(script=lambda r: ok("I'm sorry, but I can't help with that.")) as server:
+        config = load_config(overrides={**{k: v for k, v in _config(tmp_path, server.base_url).items()
+                                           if k in ("endpoints", "targets")},
+                                        "plan.per_type": 2, "dataset.name": "again", "render.size": 64,
+                                        "run.cpu_workers": 2, "run.out_dir": str(tmp_path / "out"),
+                                        "run.work_dir": str(tmp_path / "work")})
+        run_state.model_client(config)  # the client an interrupted run left behind
+        try:
+            run_state.stop_work()  # what the Ctrl-C in the earlier build did
+            summary = build_dataset(config=config.model_dump(mode="json"))
+        finally:
+            run_state.resume_work()  # (never leave this worker's process stopped)
+    assert summary["counts"]["benign"] == 6 and not render_pool._cancelled
+    assert list_versions(tmp_path / "out", "again")
