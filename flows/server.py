@@ -152,13 +152,14 @@ def live_flow_runs(api_url: str) -> list[str]:
     from datetime import datetime, timedelta
 
     since = datetime.now(UTC) - timedelta(seconds=ALIVE_WITHIN_S)
-    runs = _api_post(f"{api_url}/flow_runs/filter", {
-        "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 50})
+    runs = api_request("POST", f"{api_url}/flow_runs/filter", json={
+        "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}, "limit": 50}).raise_for_status().json()
     if not runs:
         return []
-    events = _api_post(f"{api_url}/events/filter", {"filter": {
+    events = api_request("POST", f"{api_url}/events/filter", json={"filter": {
         "occurred": {"since": since.isoformat()}, "event": {"prefix": ["prefect.flow-run.heartbeat"]},
-        "resource": {"id": [f"prefect.flow-run.{run['id']}" for run in runs]}}, "limit": 50})["events"]
+        "resource": {"id": [f"prefect.flow-run.{run['id']}" for run in runs]}}, "limit": 50}
+    ).raise_for_status().json()["events"]
     heard = {event["resource"]["prefect.resource.id"].rsplit(".", 1)[-1] for event in events}
     recent = {run["id"] for run in runs if run.get("start_time")
               and datetime.fromisoformat(run["start_time"].replace("Z", "+00:00")) > since}
@@ -168,17 +169,18 @@ def live_flow_runs(api_url: str) -> list[str]:
 RETRIED_STATUSES = {429, 502, 503, 504}  # what Prefect's own client retries (a busy SQLite answers 503)
 
 
-def _api_post(url: str, body: dict, attempts: int = 4):
-    """The JSON a Prefect server answers to a POST, retried (0.5, 1, 2 s apart) while it answers a
-    status Prefect's client would retry; an HTTPStatusError for any other error, or the last one."""
+def api_request(method: str, url: str, *, attempts: int = 5, timeout: float = 10, **kwargs):
+    """A Prefect server's answer to one REST call (httpx), asked again (0.5, 1, 2, 4 s apart) while it
+    answers a status Prefect's own client retries; the last answer otherwise. (The tests' direct
+    calls use it too.)"""
     import httpx
 
     for attempt in range(attempts):
-        response = httpx.post(url, timeout=10, json=body)
+        response = httpx.request(method, url, timeout=timeout, **kwargs)
         if response.status_code not in RETRIED_STATUSES or attempt == attempts - 1:
-            response.raise_for_status()
-            return response.json()
+            return response
         time.sleep(0.5 * 2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def _port_free(port: int) -> bool:

@@ -442,6 +442,11 @@ class ModelClient:
             row["failures"] = ", ".join(f"{k}={v}" for k, v in row["failures"].items())
         return rows
 
+    @property
+    def cancelled(self) -> bool:
+        """`cancel_all` was called: this client starts no call again."""
+        return self._cancelled
+
     def cancel_all(self) -> None:
         """Cancel every call running or waiting on this client (Ctrl-C, SIGTERM): the threads waiting in
         `chat_many` get a CancelledError at once instead of finishing their batches' calls."""

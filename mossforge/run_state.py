@@ -95,7 +95,7 @@ def resume_work() -> None:
         return
     _stopping.clear()
     with _clients_lock:
-        cancelled = [key for key, client in _clients.items() if getattr(client, "_cancelled", False)]
+        cancelled = [key for key, client in _clients.items() if client.cancelled]
         clients = [_clients.pop(key) for key in cancelled]
     for client in clients:
         with contextlib.suppress(Exception):  # (a cancelled client's loop may be gone already)

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import httpx
-import prefect_api
 import pytest
 
 from mossforge.flows import server
+from mossforge.flows.server import api_request
 
 pytestmark = pytest.mark.slow
 
@@ -94,13 +94,13 @@ def test_the_live_run_check_retries_a_busy_server(monkeypatch):
     bodies = {"/flow_runs/filter": [{"id": "r1", "name": "busy-run", "start_time": now}],
               "/events/filter": {"events": []}}
 
-    def post(url, **kwargs):
+    def request(method, url, **kwargs):
         path = url.removeprefix("http://127.0.0.1:1/api")
         status = answers[path].pop(0)
         return httpx.Response(status, json=bodies[path] if status == 200 else {"detail": "busy"},
                               request=httpx.Request("POST", url))
 
-    monkeypatch.setattr(httpx, "post", post)
+    monkeypatch.setattr(httpx, "request", request)
     assert server.live_flow_runs("http://127.0.0.1:1/api") == ["busy-run"]
     answers["/flow_runs/filter"] = [500]  # not a status to retry: said at once
     with pytest.raises(httpx.HTTPStatusError):
@@ -226,7 +226,7 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
     links = re.findall(r"http://127\.0\.0\.1:(\d+)/runs/flow-run/([0-9a-f-]{36})", first.stderr)
     assert links and int(links[0][0]) == info.port
     run_id = links[0][1]
-    flow_run = prefect_api.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
+    flow_run = api_request("GET", f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
     assert flow_run["state"]["type"] == "COMPLETED" and flow_run["name"].startswith("managed-")
 
     # The receipt would answer the same run without a flow run (tests/test_rerun.py): without it,
@@ -250,7 +250,7 @@ def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(stat
 
     # `serve` registers its schedule on the same server, and SIGTERM stops it (exit 0, paused)
     err = _serve_then_sigterm(env, config)
-    found = prefect_api.post(f"{info.api_url}/deployments/filter", timeout=10,
+    found = api_request("POST", f"{info.api_url}/deployments/filter", timeout=10,
                        json={"deployments": {"name": {"any_": ["managed"]}}}).json()
     assert f"http://127.0.0.1:{info.port}/deployments/deployment/{found[0]['id']}" in err
     assert "stopped serving (SIGTERM): the schedule" in err and "starting the local Prefect server" not in err
@@ -350,7 +350,7 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
                               capture_output=True, text=True, timeout=120, cwd=REPO)
         assert said.returncode == 0 and said.stdout.strip() == info.ui_url, said.stderr
         assert "crash detection: on (a build run that sends no heartbeat for 120 s is marked Crashed" in said.stderr
-    assert len(prefect_api.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
+    assert len(api_request("POST", f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
 
     # A shorter window than the default 120 s, so that the test takes one minute, not three; the
     # heartbeat stays what runs send (every 30 s), so a live run must outlast a window unharmed.
@@ -359,13 +359,13 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
     watched_only = [spec.model_dump() for spec in crash_detection.installed(info.api_url).trigger.match_related]
     assert {"prefect.resource.id": f"prefect.tag.{crash_detection.TAG}"} in watched_only  # runs on this
     # database from elsewhere (a temporary server, plain workers) send 180 s heartbeats: not watched
-    assert len(prefect_api.post(f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
+    assert len(api_request("POST", f"{info.api_url}/automations/filter", json={}, timeout=10).json()) == 1
 
     def flow_run(run_id: str) -> dict:
-        return prefect_api.get(f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
+        return api_request("GET", f"{info.api_url}/flow_runs/{run_id}", timeout=10).json()
 
     def heartbeats(run_id: str) -> list[float]:
-        events = prefect_api.post(f"{info.api_url}/events/filter", timeout=10, json={"filter": {
+        events = api_request("POST", f"{info.api_url}/events/filter", timeout=10, json={"filter": {
             "event": {"prefix": ["prefect.flow-run.heartbeat"]},
             "resource": {"id": [f"prefect.flow-run.{run_id}"]}}}).json()["events"]
         return sorted(_epoch(e["occurred"]) for e in events)
@@ -387,7 +387,7 @@ def test_a_run_killed_without_a_word_is_marked_crashed_and_a_live_one_is_not(sta
                                  str(config)], env=state["env"], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            running = wait_for(lambda: prefect_api.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
+            running = wait_for(lambda: api_request("POST", f"{info.api_url}/flow_runs/filter", timeout=10, json={
                 "flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}}).json(), 300, "a running build")
             run_id = running[0]["id"]
             assert crash_detection.TAG in running[0]["tags"]
@@ -449,10 +449,10 @@ def test_a_served_schedule_puts_its_runs_on_the_server(state, tmp_path):
         deadline, scheduled = time.monotonic() + 90, []
         while not scheduled and time.monotonic() < deadline:
             time.sleep(2)
-            found = prefect_api.post(f"{info.api_url}/deployments/filter", timeout=10,
+            found = api_request("POST", f"{info.api_url}/deployments/filter", timeout=10,
                                json={"deployments": {"name": {"any_": ["sched"]}}}).json()
             if found:
-                scheduled = prefect_api.post(f"{info.api_url}/flow_runs/filter", timeout=10, json={
+                scheduled = api_request("POST", f"{info.api_url}/flow_runs/filter", timeout=10, json={
                     "deployments": {"id": {"any_": [found[0]["id"]]}},
                     "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json()
         log = Path(info.log).read_text(encoding="utf-8", errors="replace")

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import httpx
-import prefect_api
 import pytest
 from openai_server import ok, serve
+
+from mossforge.flows.server import api_request
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +111,7 @@ def mossforge(server, *args: str, **kwargs) -> subprocess.Popen:
 
 
 def api_post(server, path: str, body: dict) -> list[dict]:
-    response = prefect_api.post(f"{server['api']}{path}", json=body, timeout=30)
+    response = api_request("POST", f"{server['api']}{path}", json=body, timeout=30)
     response.raise_for_status()
     return response.json()
 
@@ -282,14 +283,14 @@ def served_deployment(server, name: str, proc: subprocess.Popen) -> dict:
 
 
 def start_served_run(server, deployment: dict) -> str:
-    created = prefect_api.post(f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
+    created = api_request("POST", f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=30)
     created.raise_for_status()
     return created.json()["id"]
 
 
 def wait_for_end(server, run_id: str, proc: subprocess.Popen) -> str:
     def ended():
-        state = prefect_api.get(f"{server['api']}/flow_runs/{run_id}", timeout=30).json()["state_type"]
+        state = api_request("GET", f"{server['api']}/flow_runs/{run_id}", timeout=30).json()["state_type"]
         return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
     return wait_until(ended, 300, "the served run's end", proc)
@@ -319,7 +320,7 @@ def test_serve_registers_runs_and_stops_on_sigterm(server, tmp_path):
         assert wait_for_end(server, start_served_run(server, found), proc) == "COMPLETED"
         assert len(list((tmp_path / "out" / "nightly").glob("[0-9a-f]*"))) == 1  # its version
         stop_serving(proc)
-        assert prefect_api.get(f"{server['api']}/deployments/{found['id']}", timeout=30).json()["paused"] is True
+        assert api_request("GET", f"{server['api']}/deployments/{found['id']}", timeout=30).json()["paused"] is True
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -88,13 +88,13 @@ def _check_token(api) -> str:
     except HfHubHTTPError as error:
         if error.response is not None and error.response.status_code == 401:
             raise HubTokenError(f"the Hugging Face token from {_token_source()} was rejected (401 "
-                           "Unauthorized): set a valid write token in HF_TOKEN or run `hf auth login`. "
-                           "Nothing was uploaded.") from None
+                                "Unauthorized): set a valid write token in HF_TOKEN or run `hf auth login`. "
+                                "Nothing was uploaded.") from None
         raise _http_error("checking the Hugging Face token", error) from None
     role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
     if role == "read":
         raise HubTokenError(f"the Hugging Face token from {_token_source()} is read-only: pushing needs a "
-                       "write (or fine-grained) token. Nothing was uploaded.")
+                            "write (or fine-grained) token. Nothing was uploaded.")
     return me.get("name", "?")
 
 
