@@ -465,7 +465,7 @@ REAL_MODEL_CASES = [
 
 
 # Round 7 (issue 14): the shapes of the real GPT-4o / GPT-3.5 answers that the rules missed (FRACTURED-SORRY-Bench's
-# released answers, dev half; benchmarks/fractured_sorry_answers.py), written here in other words, with the look-alike
+# released answers, dev half; benchmarks/real_answers.py), written here in other words, with the look-alike
 # compliances that the first version of these cues got wrong.
 LARGE_MODEL_CASES = [
     # a conduct lecture in place of the task
