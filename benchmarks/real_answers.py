@@ -13,6 +13,11 @@ SOURCE is one of:
   (github.com/JailbreakBench/artifacts, MIT). Llama-2-7B-chat, Vicuna-13B, GPT-3.5 and GPT-4 answer
   jailbreak prompts (PAIR, GCG, DSN, random search, AIM) for JBB's 100 behaviours, at full length.
   Split by behaviour: `dev` holds the even behaviour indexes, `test` the odd ones.
+- `llama3-overrefusal`: Llama-3-8B-Instruct's answers to benign prompts that sound sensitive, saved by
+  github.com/RishabSA/interp-refusal-tokens (Apache-2.0; its commit f7e64f1, where
+  `saved_outputs/model_outputs/llama-instruct-baseline/` holds them): OR-Bench-Hard, CoCoNot's contrast
+  set and WildGuardTest's unharmful prompts, at full length (often cut off by the generation limit).
+  800 answers sampled with a fixed seed. Split by a hash of the id.
 
 `benchmarks/data/<source>_labels.jsonl` holds only our labels (see `benchmarks/data/README.md`),
 keyed by answer, with a hash of each answer, so a changed upstream file is caught rather than
@@ -82,8 +87,31 @@ def read_jailbreakbench(checkout: Path) -> Iterator[dict]:
                        "question": row["prompt"], "answer": row["response"]}
 
 
+LLAMA3_FILES = {"or_bench_hard": "or_bench_hard_outputs_llama-instruct.jsonl",
+                "coconot_contrast": "coconot_contrast_test_outputs_llama-instruct.jsonl",
+                "wildguard_unharmful": "wildguard_unharmful_test_outputs_llama-instruct.jsonl"}
+
+
+def read_llama3_overrefusal(checkout: Path) -> Iterator[dict]:
+    """Every answer of the three files, id `<set>/<0-based line>`; the decoder's leading "assistant" and blank
+    line, which the upstream files keep, are dropped."""
+    folder = checkout / "saved_outputs" / "model_outputs" / "llama-instruct-baseline"
+    for name, filename in LLAMA3_FILES.items():
+        path = folder / filename
+        if not path.is_file():
+            raise SystemExit(f"{path} not found: --checkout must be a checkout of interp-refusal-tokens at commit f7e64f1")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            row = json.loads(line)
+            answer = row["response"] or ""
+            row_id = f"{name}/{n}"
+            yield {"id": row_id, "model": "llama-3-8b-instruct", "question": row["prompt"],
+                   "answer": answer.removeprefix("assistant\n\n"),
+                   "split": "dev" if hashlib.sha256(row_id.encode()).digest()[0] % 2 == 0 else "test"}
+
+
 SOURCES: dict[str, Callable[[Path], Iterator[dict]]] = {
-    "fractured-sorry": read_fractured_sorry, "jailbreakbench": read_jailbreakbench}
+    "fractured-sorry": read_fractured_sorry, "jailbreakbench": read_jailbreakbench,
+    "llama3-overrefusal": read_llama3_overrefusal}
 
 
 def labels_path(source: str) -> Path:

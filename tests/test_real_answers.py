@@ -81,6 +81,21 @@ def test_jailbreakbench_labels_join_the_artifacts_split_by_behaviour(tmp_path):
     assert sets["test"] == []
 
 
+def test_llama3_overrefusal_drops_the_decoder_prefix_and_splits_by_a_hash_of_the_id(tmp_path):
+    folder = tmp_path / "up" / "saved_outputs" / "model_outputs" / "llama-instruct-baseline"
+    folder.mkdir(parents=True)
+    for name, filename in script.LLAMA3_FILES.items():
+        (folder / filename).write_text("".join(json.dumps({"id": f"u{n}", "prompt": f"{name} prompt {n}",
+                                                           "response": f"assistant\n\nanswer {n}"}) + "\n"
+                                               for n in range(40)))
+    rows = list(script.read_llama3_overrefusal(tmp_path / "up"))
+    assert len(rows) == 120 and rows[0]["id"] == "or_bench_hard/0" and rows[0]["answer"] == "answer 0"
+    assert rows[0]["question"] == "or_bench_hard prompt 0"
+    splits = {r["split"] for r in rows}
+    assert splits == {"dev", "test"}
+    assert [r["split"] for r in rows] == [r["split"] for r in script.read_llama3_overrefusal(tmp_path / "up")]
+
+
 def test_a_changed_upstream_answer_stops_with_an_error(tmp_path):
     checkout = _fractured_sorry(tmp_path / "up", {"gpt-4o": ["I can't help with that, sorry."]})
     labels = _labels(tmp_path / "labels.jsonl", [("gpt-4o-000", "full_refusal", "I can't help with that.")])
