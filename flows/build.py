@@ -26,7 +26,7 @@ from prefect.context import FlowRunContext
 from mossforge import progress, run_state, source_hash, stages
 from mossforge.config import Config, config_from_dict
 from mossforge.errors import shorten_own_errors_in_logs
-from mossforge.flows import limits, monitor, runners
+from mossforge.flows import crash_detection, limits, monitor, runners
 from mossforge.flows.gpu import ensure_gpu_limit, gpu_slot
 from mossforge.generators.plan import MAX_ROUNDS, next_draw, shortfall
 from mossforge.preflight import check_failures, check_not_empty, check_run
@@ -353,18 +353,19 @@ def build_dataset(config: dict | None = None, fresh: bool = False, preflight: bo
     before it starts Prefect, served runs here). One run at a time per dataset folder: a second
     waits for the first (or fails at once with run.wait_for_lock = false).
     """
-    cfg = config_from_dict(config or {})
-    if not runners.runner_matches(cfg, FlowRunContext.get().task_runner):  # a served/deployed run
-        summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh, preflight)
-        monitor.rename_run(monitor.run_name(summary["dataset"], summary["version"]))
-        return summary
-    if preflight:  # a run with no CLI around it (served): its log is where errors are read
-        shorten_own_errors_in_logs()
-    with _local_model_servers(cfg) if preflight else contextlib.nullcontext():
-        if preflight:
-            check_run(cfg)
-        with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, cfg.run.wait_for_lock, notify=_notify):
-            return _build(cfg, fresh)
+    with crash_detection.heartbeats():  # (a killed run is marked Crashed when they stop)
+        cfg = config_from_dict(config or {})
+        if not runners.runner_matches(cfg, FlowRunContext.get().task_runner):  # a served/deployed run
+            summary = build_dataset.with_options(task_runner=runners.make_task_runner(cfg))(config, fresh, preflight)
+            monitor.rename_run(monitor.run_name(summary["dataset"], summary["version"]))
+            return summary
+        if preflight:  # a run with no CLI around it (served): its log is where errors are read
+            shorten_own_errors_in_logs()
+        with _local_model_servers(cfg) if preflight else contextlib.nullcontext():
+            if preflight:
+                check_run(cfg)
+            with dataset_lock(Path(cfg.run.out_dir), cfg.dataset.name, cfg.run.wait_for_lock, notify=_notify):
+                return _build(cfg, fresh)
 
 
 @contextlib.contextmanager

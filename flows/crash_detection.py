@@ -8,13 +8,18 @@ arrives within `SILENT_AFTER_S`. mossforge installs the automation when it start
 server. The automation lives in Prefect's database, which other servers on the same PREFECT_HOME
 (a temporary server, `prefect server start`) read too, and a run sending Prefect's default heartbeat
 (every 180 s) would look silent to it: so it watches only runs tagged `TAG`, which mossforge's own
-runs carry, with the heartbeat it sets (`watched`, used by `server.Selection.active`; `serve` tags
-its deployment).
+runs carry (`watched`, used by `server.Selection.active`; `serve` tags its deployment).
+
+The build flow sends the heartbeat itself (`heartbeats`, around its body): the same event as
+Prefect's own heartbeat (PREFECT_FLOWS_HEARTBEAT_FREQUENCY), whose thread sleeps in one-second
+steps that the end of every run waited out (half a second on average; issue 18).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -27,12 +32,56 @@ TAG = f"mossforge-heartbeat-{HEARTBEAT_S}s"  # the runs the automation watches: 
 
 @contextlib.contextmanager
 def watched() -> Iterator[None]:
-    """Flow runs started inside send a heartbeat every HEARTBEAT_S seconds and carry TAG."""
+    """Flow runs started inside carry TAG, and Prefect's own heartbeat (every 180 s by default) is
+    off: the build flow sends the same event itself, every HEARTBEAT_S (`heartbeats`)."""
     from prefect import tags
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: HEARTBEAT_S}), tags(TAG):
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), tags(TAG):
         yield
+
+
+@contextlib.contextmanager
+def heartbeats(every_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """While inside, the current flow run sends `prefect.flow-run.heartbeat` at once and then every
+    `every_s` seconds, from a thread of its own, with the resource and related resources (flow,
+    deployment, tags) of Prefect's own heartbeat. The thread stops when the block ends, without
+    making it wait. Outside a flow run: nothing."""
+    import prefect
+    from prefect.context import FlowRunContext
+    from prefect.events import emit_event
+    from prefect.events.related import tags_as_related_resources
+    from prefect.events.schemas.events import RelatedResource
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        yield
+        return
+    run = context.flow_run
+    resource = {"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.name": run.name or "",
+                "prefect.version": prefect.__version__}
+    related = [RelatedResource({"prefect.resource.id": f"prefect.flow.{run.flow_id}",
+                                "prefect.resource.role": "flow", "prefect.resource.name": context.flow.name})]
+    if run.deployment_id:
+        related.append(RelatedResource({"prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
+                                        "prefect.resource.role": "deployment"}))
+    related += tags_as_related_resources(set(run.tags or []))
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # (as Prefect's own: one missed beat is not an error)
+                emit_event("prefect.flow-run.heartbeat", resource=resource, related=related)
+            if stop.wait(every_s):
+                return
+
+    # The thread runs in a copy of this context: Prefect's settings (the server's URL) live there.
+    threading.Thread(target=contextvars.copy_context().run, args=(beat,), name="mossforge-heartbeat",
+                     daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def automation(within_s: float = SILENT_AFTER_S):

@@ -358,9 +358,9 @@ class Selection:
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """Prefect pointed at this server for the duration (a change only when managed). Runs
-        started inside, on any server, send the heartbeat and carry the tag that crash detection
-        watches (flows/crash_detection.py; served runs get the heartbeat through the runner's
-        settings and the tag from the deployment)."""
+        started inside, on any server, carry the tag that crash detection watches
+        (flows/crash_detection.py; served runs get it from the deployment, and every build run
+        sends the heartbeat itself)."""
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         from mossforge.flows.crash_detection import watched
