@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument("--loop", action="store_true", help="measure the everyday loop (issue 18's goals) "
                         "instead: first build, cached re-run, --help, render on one and on every core")
     parser.add_argument("--per-type", type=int, default=100, help="--loop: the build's candidates per type")
-    parser.add_argument("--render-n", type=int, default=120, help="--loop: images rendered per measurement")
+    parser.add_argument("--render-n", type=int, default=240, help="--loop: images rendered per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="--loop: render measurements per process count")
     args = parser.parse_args()
     if args.loop:
