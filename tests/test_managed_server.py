@@ -209,6 +209,9 @@ def test_prefect_api_url_where_nothing_answers_is_an_error_before_the_run(state,
     assert result.exit_code == 1 and "no Prefect server answers there" in " ".join(result.output.split())
     assert "s3cret" not in result.output
     assert not state["dir"].exists()
+    import gc
+
+    assert gc.isenabled(), "run turns garbage collection off while Prefect loads: an error there must turn it on again"
 
 
 def test_runs_and_serve_use_and_reuse_the_managed_server_and_print_its_link(state, tmp_path):
