@@ -203,7 +203,8 @@ def test_the_task_cache_key_is_the_config_hash():
     assert Run(base).key == Run(pushed).key == base.config_hash() != Run(other).key
 
 
-def test_reading_a_toml_imports_neither_the_model_client_nor_openai(tmp_path):
+def test_reading_a_toml_imports_neither_the_model_client_nor_openai_nor_pyarrow(tmp_path):
+    """(pyarrow came along with the Hub repo's check, 0.15 s, also for configs without a Hub repo)"""
     import subprocess
     import sys
 
@@ -212,7 +213,7 @@ def test_reading_a_toml_imports_neither_the_model_client_nor_openai(tmp_path):
                       '[generate]\ngenerator = "llm"\nendpoint = "a"\n')
     code = ("import sys\nimport mossforge.config as c\n"
             f"cfg = c.load_config({str(config)!r})\nassert cfg.endpoints['a'].model == 'm'\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'httpx2', 'tenacity')"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'httpx2', 'tenacity', 'pyarrow')"
             " or m == 'mossforge.client'))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
