@@ -133,6 +133,13 @@ def status() -> ServerInfo | None:
     return None
 
 
+def running_process() -> ServerInfo | None:
+    """The managed server when its process is alive, answering or not (no request: cheap to ask
+    often); None otherwise."""
+    info = read_state()
+    return info if info and _is_prefect_server(info.pid) else None
+
+
 def unresponsive() -> ServerInfo | None:
     """The managed server when its process is alive but does not answer (busy, or stopped with
     SIGSTOP); None otherwise. A run waits START_TIMEOUT_S for it, then replaces it."""

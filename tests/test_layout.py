@@ -110,5 +110,5 @@ def test_the_wheel_installs_only_the_mossforge_namespace(tmp_path):
                    "mossforge/filters/refusal.py", "mossforge/cli/__main__.py"):
         assert module in names
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "mossforge = mossforge.cli:app" in entry
+    assert "mossforge = mossforge.cli:main" in entry  # (hands a run to the warm runner, or runs `app`)
 

@@ -36,6 +36,14 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 stdout = Console(width=None if sys.stdout.isatty() else 200)
 
 
+def attach_consoles() -> None:
+    """Detect the terminal again (colours, width, whether it is one) for both consoles, in place:
+    a run forked by the warm runner (cli/warm_runner.py) gets its command's terminal after these
+    were made for the runner's log, and every module holds them by name."""
+    console.__init__(stderr=True, width=None if sys.stderr.isatty() else 200)
+    stdout.__init__(width=None if sys.stdout.isatty() else 200)
+
+
 def print_error(message: str) -> None:
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "[x]" is text here
 

@@ -23,7 +23,37 @@ def start() -> None:
     except Exception as error:  # the server runs: say what failed, and go on
         console.print(f"crash detection could not be installed: {type(error).__name__}: {error}", highlight=False)
     _say_crash_detection(info.api_url)
+    _start_warm_runner()
     print(info.ui_url)
+
+
+def _start_warm_runner() -> None:
+    import os
+
+    import mossforge.cli.warm_runs as warm_runs
+
+    if warm_runs.opted_out(os.environ):
+        console.print(f"warm runner: off ({warm_runs.OPT_OUT_ENV}={os.environ[warm_runs.OPT_OUT_ENV]})", highlight=False)
+        return
+    try:
+        state = warm_runs.start(warm_runs.env_at_entry or dict(os.environ), wait=True)
+    except OSError as error:
+        console.print(f"warm runner: did not start ({error}); runs import everything themselves", highlight=False)
+        return
+    _say_warm_runner(state)
+
+
+def _say_warm_runner(state: dict | None) -> None:
+    import mossforge.cli.warm_runs as warm_runs
+
+    if state is None:
+        console.print("warm runner: not running (the next `mossforge run` on this server starts it)", highlight=False)
+    elif warm_runs.answers():
+        console.print(f"warm runner: pid {state['pid']}, serves `mossforge run` from the environment it was started "
+                      f"in; log {state['log']}", highlight=False)
+    else:
+        console.print(f"warm runner: pid {state['pid']} is not answering yet (importing); log {state['log']}",
+                      highlight=False)
 
 
 def _say_crash_detection(api_url: str) -> None:
@@ -61,6 +91,9 @@ def stop(force: bool = typer.Option(False, "--force", help="Stop it even while r
         raise InputError(f"{len(names)} run(s) are running on the local server ({', '.join(names)}): stopping it "
                          "now breaks them (they end Crashed, and a `serve` using it stops working). Wait for "
                          "them, or `mossforge server stop --force`")
+    import mossforge.cli.warm_runs as warm_runs
+
+    warm_runs.stop()  # (it finishes a run it serves first: none, or --force)
     info = server.stop()
     console.print(f"stopped the server on {info.ui_url} (pid {info.pid})" if info else "no local server was running",
                   highlight=False)
@@ -90,4 +123,7 @@ def status() -> None:
     console.print(f"running: pid {info.pid} since {info.started_at}, API {info.api_url}, log {info.log}",
                   highlight=False)
     _say_crash_detection(info.api_url)
+    import mossforge.cli.warm_runs as warm_runs
+
+    _say_warm_runner(warm_runs.read_state())
     print(info.ui_url)
