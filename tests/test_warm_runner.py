@@ -196,6 +196,32 @@ def test_ctrl_c_reaches_the_run_and_its_workers(served):
 
 
 @pytest.mark.slow
+def test_ctrl_z_stops_the_run_with_the_command_and_fg_continues_both(served):
+    proc, child, err = _started_run(served, ["--per-type", "150", "--outputs", str(served["root"] / "out-stop")])
+    proc.send_signal(signal.SIGTSTP)  # Ctrl-Z
+    assert _state_becomes(proc.pid, "T") and _state_becomes(child, "T"), "Ctrl-Z left the run running"
+    time.sleep(1)
+    assert _state(child) == "T"
+    proc.send_signal(signal.SIGCONT)  # fg
+    assert proc.wait(timeout=300) == 0, err.read_text(encoding="utf-8")[-2000:]
+    assert "published 450 items" in err.read_text(encoding="utf-8")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def _state_becomes(pid: int, wanted: str, within: float = 10) -> bool:
+    deadline = time.monotonic() + within
+    while _state(pid) != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _state(pid) == wanted
+
+
+@pytest.mark.slow
 def test_a_killed_command_stops_its_run(served):
     proc, child, _ = _started_run(served, ["--per-type", "150", "--outputs", str(served["root"] / "out-kill")])
     proc.kill()  # kill -9: no word from the command

@@ -10,8 +10,9 @@ does first, before it imports any of that:
   folder and passes its terminal (stdin, stdout and stderr as file descriptors), arguments,
   working directory and environment; the child runs the command there exactly as this process
   would have (`isatty`, colours, the terminal's width, exit codes);
-- Ctrl-C, SIGTERM, SIGHUP and SIGQUIT are passed on to the child's process group, as a terminal
-  passes them on to the processes in its foreground;
+- Ctrl-C, SIGTERM, SIGHUP, SIGQUIT and a resized window are passed on to the child's process
+  group, as a terminal passes them on to the processes in its foreground; Ctrl-Z stops the child's
+  group with the command, and `fg` or `bg` continues both;
 - the child's exit status becomes this process's; a child killed by a signal kills this process
   with the same signal.
 
@@ -43,7 +44,7 @@ PROTOCOL = 1
 # Differ between two shells of the same session and change nothing a run reads; any other
 # difference between the runner's environment and the command's makes the runner decline.
 IGNORED_ENV = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES"})
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH)
 
 # The environment the installed command started with (set by `mossforge.cli.main`'s entry): a
 # runner started after this run is started with it, so that it serves the runs that come after.
@@ -139,8 +140,16 @@ def _wait_for(sock: socket.socket, pending: bytearray, pid: int) -> int:
         except ProcessLookupError:
             pass
 
+    def suspend(_number, _frame):  # Ctrl-Z: the run stops with the command, and goes on with it (fg, bg)
+        forward(signal.SIGSTOP, None)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # (returns once this process is continued)
+        signal.signal(signal.SIGTSTP, suspend)
+        forward(signal.SIGCONT, None)
+
     for number in FORWARDED_SIGNALS:
         signal.signal(number, forward)
+    signal.signal(signal.SIGTSTP, suspend)
     try:
         finished = read_line(sock, pending)
     except OSError:
@@ -152,7 +161,7 @@ def _wait_for(sock: socket.socket, pending: bytearray, pid: int) -> int:
         return 1
     status = finished["exit"]
     if status < 0:  # killed by a signal: die of the same one, as the run would have
-        for number in FORWARDED_SIGNALS:
+        for number in (*FORWARDED_SIGNALS, signal.SIGTSTP):
             signal.signal(number, signal.SIG_DFL)
         sys.stdout.flush()
         os.kill(os.getpid(), -status)
