@@ -268,6 +268,25 @@ def _gone_pid(pid: int, within: float = 30) -> bool:
 
 
 @pytest.mark.slow
+def test_a_crashed_runner_is_replaced(served):
+    """kill -9 leaves its socket and state file behind: the next run runs in its own process and
+    starts a new runner, which serves the run after it."""
+    runner = warm_runs.read_state(served["env"])
+    os.kill(runner["pid"], signal.SIGKILL)
+    assert _gone_pid(runner["pid"]) and (served["root"] / "server" / "runner.sock").exists()
+    args = ["--config", str(served["config"]), "--outputs", str(served["root"] / "out-crashed")]
+    alone = _run(served, *args)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert not any("out-crashed" in line for line in _served_lines(served))
+    deadline = time.monotonic() + 60
+    while not warm_runs.answers(served["env"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert warm_runs.read_state(served["env"])["pid"] != runner["pid"]
+    again = _run(served, *args)
+    assert again.returncode == 0 and _served_lines(served)[-1].endswith("out-crashed")
+
+
+@pytest.mark.slow
 def test_the_runner_leaves_with_the_server(served):
     """Last in this file: it stops the module's server."""
     runner = warm_runs.read_state(served["env"])

@@ -105,6 +105,7 @@ class Runner:
         tmp = self.path.with_name(f".runner.{os.getpid()}.sock")
         tmp.unlink(missing_ok=True)
         self.listener.bind(str(tmp))
+        os.chmod(tmp, 0o600)  # (connections are checked for this user's uid as well)
         self.listener.listen(16)
         os.replace(tmp, self.path)  # ready: a command that connects from now on is served
         self.inode = os.stat(self.path).st_ino
@@ -324,6 +325,10 @@ def main() -> None:
     print(f"{time.strftime('%H:%M:%S')} ready in {time.monotonic() - started:.1f} s on {runner.path} (pid "
           f"{os.getpid()}, python {sys.executable})", flush=True)
     runner.serve()
+    state = runner.path.with_name("runner.json")
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(state.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            state.unlink()
     print(f"{time.strftime('%H:%M:%S')} stopped", flush=True)
 
 
