@@ -64,7 +64,7 @@ def preload() -> None:
     build.import_flow_engine()
 
 
-def module_files() -> dict[str, float]:
+def module_files() -> dict[str, int]:
     """Every imported module's file and its modification time: a changed one makes the runner stale."""
     stamps = {}
     for module in list(sys.modules.values()):
@@ -75,7 +75,7 @@ def module_files() -> dict[str, float]:
     return stamps
 
 
-def changed(stamps: dict[str, float]) -> str | None:
+def changed(stamps: dict[str, int]) -> str | None:
     for path, mtime in stamps.items():
         try:
             if os.stat(path).st_mtime_ns != mtime:
