@@ -155,13 +155,13 @@ def _on_a_terminal(args: list[str], env: dict) -> bytes:
     return seen
 
 
-def _started_run(served, args, env=None) -> tuple[subprocess.Popen, int, Path]:
+def _started_run(served, args, env=None, new_session=False) -> tuple[subprocess.Popen, int, Path]:
     """A run started in the background; its child's pid, read from the runner's log."""
     err = served["root"] / f"stderr-{time.monotonic_ns()}.txt"
     before = len(_served_lines(served))
     with err.open("w") as handle:
         proc = subprocess.Popen([str(MOSSFORGE), "run", *args], env=env or served["env"], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=handle)
+                                stdout=subprocess.DEVNULL, stderr=handle, start_new_session=new_session)
     deadline = time.monotonic() + 60
     while len(_served_lines(served)) == before and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -197,7 +197,10 @@ def test_ctrl_c_reaches_the_run_and_its_workers(served):
 
 @pytest.mark.slow
 def test_ctrl_z_stops_the_run_with_the_command_and_fg_continues_both(served):
-    proc, child, err = _started_run(served, ["--per-type", "150", "--outputs", str(served["root"] / "out-stop")])
+    """Also from an orphaned process group (its own session here, as under CI), where the kernel
+    drops a SIGTSTP that nothing handles."""
+    proc, child, err = _started_run(served, ["--per-type", "150", "--outputs", str(served["root"] / "out-stop")],
+                                    new_session=True)
     proc.send_signal(signal.SIGTSTP)  # Ctrl-Z
     assert _state_becomes(proc.pid, "T") and _state_becomes(child, "T"), "Ctrl-Z left the run running"
     time.sleep(1)

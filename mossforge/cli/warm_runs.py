@@ -142,9 +142,9 @@ def _wait_for(sock: socket.socket, pending: bytearray, pid: int) -> int:
 
     def suspend(_number, _frame):  # Ctrl-Z: the run stops with the command, and goes on with it (fg, bg)
         forward(signal.SIGSTOP, None)
-        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)  # (returns once this process is continued)
-        signal.signal(signal.SIGTSTP, suspend)
+        # SIGSTOP, not SIGTSTP: the kernel drops a default-action SIGTSTP in an orphaned process
+        # group (a command started from a script or CI); the shell sees either as "Stopped"
+        os.kill(os.getpid(), signal.SIGSTOP)  # (returns once this process is continued)
         forward(signal.SIGCONT, None)
 
     for number in FORWARDED_SIGNALS:
