@@ -199,6 +199,21 @@ def test_config_sections_named_in_help_texts_are_shown_not_eaten_as_markup():
     assert checked >= 4
 
 
+def test_help_on_an_80_column_terminal_keeps_sentences_whole_and_shows_no_type_on_flags():
+    """Typer's rich help kept the docstrings' source line breaks, so `run --help` on 80 columns broke
+    sentences in the middle of the line ("(exit codes:" / "README, ..."); and typer 0.29 labels
+    every flag "<bool>" ("--fresh <bool>", "--help <bool>") as if it took a value."""
+    shown = CliRunner().invoke(app, ["run", "--help"], terminal_width=80, env={"COLUMNS": "80"}).output
+    lines = [line.strip(" │") for line in shown.splitlines()]
+    assert not [line for line in lines if line.endswith("(exit codes:")], shown
+    assert "(exit codes: README" in " ".join(lines), shown
+    for command in (["run"], [], ["server"]):
+        shown = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "80"}).output
+        assert "--help" in shown and "<bool>" not in shown, shown
+    assert "<int>" in CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "80"}).output  # types stay
+    assert invoke("run", "--fresh", "true").exit_code == 2  # (a flag takes no value)
+
+
 def test_output_piped_into_a_reader_that_leaves_stops_quietly(monkeypatch):
     """`mossforge eval --help | head -30`: the pipe closes under the writer. That was reported as
     "could not reach the host (BrokenPipeError ...)", exit 6 and a traceback log; now it goes to

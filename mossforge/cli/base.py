@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 from typer.exceptions import Abort, Exit, TyperException
 
 from mossforge.errors import InputError, RunInterrupted, debug_enabled, report
@@ -58,7 +58,7 @@ class HandledGroup(TyperGroup):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _one_line_summaries(self)
+        _reflow_help(self)
 
     def invoke(self, ctx: typer.Context):
         try:
@@ -75,16 +75,25 @@ class HandledGroup(TyperGroup):
             raise Exit(report(error, print_error)) from None
 
 
-def _one_line_summaries(group) -> None:
-    """Each command's summary in a group's command list, as one paragraph: typer's rich help keeps
-    the docstring's source line breaks there, so summaries broke mid-sentence ("..., its" / "flags
-    (human, ...")."""
+def _reflow_help(group) -> None:
+    """Each command's help as whole paragraphs: typer's rich help keeps the docstring's source line
+    breaks, so on an 80-column terminal sentences broke mid-line ("(exit codes:" / "README, ...")
+    and summaries in a group's command list mid-sentence ("..., its" / "flags (human, ...")."""
     import inspect
 
     for command in getattr(group, "commands", {}).values():
-        if command.short_help is None and command.help:
-            command.short_help = " ".join(inspect.cleandoc(command.help).split("\n\n")[0].split())
-        _one_line_summaries(command)  # (the groups within: import, export, local-model, ...)
+        if command.help:
+            paragraphs = inspect.cleandoc(command.help).split("\n\n")
+            command.help = "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+            if command.short_help is None:
+                command.short_help = " ".join(paragraphs[0].split())
+        _reflow_help(command)  # (the groups within: import, export, local-model, ...)
+
+
+# typer 0.29 labels every flag "<bool>" in help ("--fresh <bool>", even "--help <bool>"), as if it
+# took a value; `--fresh true` is a usage error. Flags show no type, as in typer 0.28 and before.
+_option_type_shown = TyperOption.display_type_rich
+TyperOption.display_type_rich = lambda self, ctx: None if self.is_bool_flag else _option_type_shown(self, ctx)
 
 
 def _stdout_closed() -> bool:
