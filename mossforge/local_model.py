@@ -607,14 +607,17 @@ class Servers:
         return self.failed or failures(self.handles)
 
     def watch(self, interval_s: float = 2.0) -> None:
-        import _thread
-
+        """Interrupt the main thread (a KeyboardInterrupt there, through its SIGINT handler) when a
+        server fails for good. A real SIGINT to the main thread, not `_thread.interrupt_main()`:
+        that one only sets a flag, so a main thread blocked in a wait (the flow waiting on its
+        tasks) heard of the failure only when the wait ended."""
         def loop() -> None:
             while not self._stopped.wait(interval_s):
                 found = failures(self.handles)
                 if found:
                     self.failed = found
-                    _thread.interrupt_main()
+                    if callable(signal.getsignal(signal.SIGINT)):  # (never the default action: that kills)
+                        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
                     return
         if self.handles:
             threading.Thread(target=loop, daemon=True, name="mossforge-local-model-watch").start()
